@@ -1,0 +1,49 @@
+# ImageLab: `make run` opens the dashboard, `make test` runs every test.
+# Both set everything up first; running them again is fast.
+
+PYTHON  ?= python3
+VENV    := .venv
+PY      := $(VENV)/bin/python
+HOST    ?= 127.0.0.1
+PORT    ?= 8501
+export IMAGELAB_HOME ?= $(CURDIR)/workspace
+
+.PHONY: setup setup-dev browser run samples test clean-workspace help
+
+help:
+	@echo "make run    set up, prepare the built-in samples, open the dashboard on http://$(HOST):$(PORT)"
+	@echo "make test   set up (Python packages and Debian's chromium) and run every test"
+
+# A stamp per requirements file: pip runs only when a requirements file changed.
+$(VENV)/.runtime-installed: requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	@touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.runtime-installed requirements-dev.txt
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+	@touch $@
+
+setup: $(VENV)/.runtime-installed
+
+setup-dev: $(VENV)/.dev-installed browser
+
+# Browser tests drive Debian's chromium; never a downloaded browser.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO="sudo -n"; \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+	  || { echo "error: could not install chromium (needs root or passwordless sudo)"; exit 1; }; }
+
+samples: setup
+	$(PY) -m core samples ensure
+
+run: samples
+	$(PY) -m streamlit run streamlit_app.py --server.address $(HOST) --server.port $(PORT)
+
+test: setup-dev
+	$(PY) -m pytest
+
+clean-workspace:
+	rm -rf "$(IMAGELAB_HOME)"

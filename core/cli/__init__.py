@@ -1,0 +1,1 @@
+"""``python -m core``: the headless face of every ImageLab job."""

@@ -1,0 +1,64 @@
+"""Argument parsing and error handling for ``python -m core``.
+
+Each command group lives in its own module with a ``register(subparsers,
+common)`` function; add new groups to ``COMMAND_MODULES``. Handlers are called
+as ``func(args, workspace)`` and return an exit code.
+
+Errors meant for the user (``ImageLabError``) print one clear line — or, with
+``--json``, one JSON document ``{"error": ...}`` — and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+
+from core.errors import ImageLabError
+
+COMMAND_MODULES = [
+    "core.cli.datasets",
+]
+
+EXIT_USER_ERROR = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true",
+                        help="print exactly one JSON document on stdout (logs go to stderr)")
+    common.add_argument("--home", metavar="PATH",
+                        help="workspace folder (default: $IMAGELAB_HOME or ./workspace)")
+    parser = argparse.ArgumentParser(
+        prog="python -m core",
+        description="ImageLab's engine on the command line: datasets, labels, training, "
+                    "evaluation and deployment, all stored in one workspace folder "
+                    "($IMAGELAB_HOME, default ./workspace).",
+        epilog="Run `python -m core COMMAND --help` for a command's options.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub, common)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        from core.store.workspace import open_workspace
+        ws = open_workspace(args.home)
+        return int(args.func(args, ws) or 0)
+    except ImageLabError as exc:
+        _report_error(args, str(exc))
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        _report_error(args, "interrupted")
+        return 130
+
+
+def _report_error(args, message: str) -> None:
+    if getattr(args, "json", False):
+        json.dump({"error": message}, sys.stdout)
+        sys.stdout.write("\n")
+    print(f"error: {message}", file=sys.stderr)

@@ -1,0 +1,1 @@
+"""Image data: safe decoding, datasets in the workspace, samples, caches."""

@@ -1,0 +1,151 @@
+"""The decoded-pixel cache the trainer reads: uint8 N×C×H×W, memory-mapped.
+
+Each image is decoded once per training resolution, squashed to ``size``×``size``
+(the whole image is kept; random-resized-crop augmentation does the cropping),
+and stored in ``cache/<dataset_id>/<size>/pixels.npy`` with ``image_ids.npy``
+beside it. Labels are *not* in the cache — they change — so consumers join
+``image_ids`` with the current labels from the database.
+
+The cache is keyed by a fingerprint of (image id, content hash); when images are
+added or removed, rows still valid are copied over and only new images decoded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from core.data.catalog import get_dataset_id
+from core.data.decode import BadImage, load_image_file
+from core.data.ingest import Progress
+from core.errors import ImageLabError
+from core.store.workspace import Workspace, atomic_write_text
+
+
+@dataclass
+class TensorCache:
+    pixels: np.ndarray      # uint8 (N, C, H, W), usually a read-only memmap
+    image_ids: np.ndarray   # int64 (N,)
+    size: int
+    channels: int
+    path: Path
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+
+def dataset_channels(ws: Workspace, dataset_id: int) -> int:
+    with ws.db() as conn:
+        row = conn.execute("SELECT COUNT(*) FROM images WHERE dataset_id = ? AND mode != 'L'",
+                           (dataset_id,)).fetchone()
+    return 3 if row[0] else 1
+
+
+def native_size(ws: Workspace, dataset_id: int) -> int:
+    """The median of the images' longer sides: the natural training size."""
+    with ws.db() as conn:
+        sides = [r[0] for r in conn.execute(
+            "SELECT MAX(width, height) FROM images WHERE dataset_id = ?", (dataset_id,))]
+    return int(np.median(sides)) if sides else 32
+
+
+def load_cache(ws: Workspace, dataset: str, size: int, *, progress: Progress | None = None
+               ) -> TensorCache:
+    """Return the dataset's cache at ``size``, building or refreshing it if needed."""
+    if not 4 <= size <= 1024:
+        raise ImageLabError(f"image size {size} is out of range (4–1024 pixels)")
+    ds_id = get_dataset_id(ws, dataset)
+    with ws.db() as conn:
+        rows = conn.execute("SELECT id, sha256, path FROM images WHERE dataset_id = ? ORDER BY id",
+                            (ds_id,)).fetchall()
+    if not rows:
+        raise ImageLabError(f"dataset {dataset!r} has no images")
+    ids = np.array([r["id"] for r in rows], dtype=np.int64)
+    fingerprint = _fingerprint(rows)
+    channels = dataset_channels(ws, ds_id)
+    folder = ws.cache_dir / str(ds_id) / str(size)
+    meta = _read_meta(folder)
+    if meta and meta.get("fingerprint") == fingerprint and meta.get("channels") == channels:
+        return _open(folder, size, channels)
+    _build(ws, folder, rows, ids, size, channels, meta, progress)
+    atomic_write_text(folder / "meta.json", json.dumps(
+        {"fingerprint": fingerprint, "channels": channels, "size": size, "count": len(ids)}))
+    return _open(folder, size, channels)
+
+
+def _open(folder: Path, size: int, channels: int) -> TensorCache:
+    pixels = np.load(folder / "pixels.npy", mmap_mode="r")
+    ids = np.load(folder / "image_ids.npy")
+    return TensorCache(pixels, ids, size, channels, folder)
+
+
+def _build(ws, folder: Path, rows, ids: np.ndarray, size: int, channels: int,
+           meta: dict | None, progress: Progress | None) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    old = None
+    if meta and meta.get("channels") == channels and (folder / "pixels.npy").exists():
+        try:
+            old = _open(folder, size, channels)
+            old_shas = json.loads((folder / "shas.json").read_text())
+        except (OSError, ValueError):
+            old = None
+    old_index = {}
+    if old is not None:
+        old_index = {(int(i), s): k for k, (i, s) in enumerate(zip(old.image_ids, old_shas))}
+    tmp = folder / "pixels.npy.tmp"
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
+                                    shape=(len(ids), channels, size, size))
+    mode = "L" if channels == 1 else "RGB"
+    total = len(rows)
+    for k, r in enumerate(rows):
+        hit = old_index.get((int(r["id"]), r["sha256"]))
+        if hit is not None:
+            out[k] = old.pixels[hit]
+        else:
+            out[k] = _decode_resized(ws, r["path"], size, mode)
+        if progress and (k + 1) % 1000 == 0:
+            progress(k + 1, total, f"decoding images into the {size}px cache")
+    out.flush()
+    del out, old
+    os.replace(tmp, folder / "pixels.npy")
+    np.save(folder / "image_ids.npy", ids)
+    atomic_write_text(folder / "shas.json", json.dumps([r["sha256"] for r in rows]))
+
+
+def _decode_resized(ws: Workspace, rel_path: str, size: int, mode: str) -> np.ndarray:
+    try:
+        img = load_image_file(ws.resolve(rel_path)).image
+    except BadImage as exc:
+        raise ImageLabError(f"image {rel_path} in the workspace can no longer be read ({exc}); "
+                            "re-import the dataset") from None
+    if img.mode != mode:
+        img = img.convert(mode)
+    if img.size != (size, size):
+        img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    arr = np.asarray(img, dtype=np.uint8)
+    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+
+
+def _fingerprint(rows) -> str:
+    h = hashlib.sha1()
+    for r in rows:
+        h.update(f"{r['id']}:{r['sha256']};".encode())
+    return h.hexdigest()
+
+
+def _read_meta(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / "meta.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def drop_cache(ws: Workspace, dataset_id: int) -> None:
+    shutil.rmtree(ws.cache_dir / str(dataset_id), ignore_errors=True)

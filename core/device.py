@@ -1,0 +1,71 @@
+"""Which accelerator this machine offers: CUDA, then MPS, then the CPU."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+
+
+@dataclass
+class DeviceInfo:
+    type: str          # cuda | mps | cpu
+    name: str
+    threads: int       # torch's intra-op CPU threads
+    cpu_count: int
+    bf16: bool         # whether bf16 autocast is the fast path here
+    torch_version: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def label(self) -> str:
+        return f"{self.type.upper()} · {self.name} · {self.threads} threads"
+
+
+def pick_device(requested: str = "auto") -> str:
+    import torch
+    if requested != "auto":
+        return requested
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def describe_device(requested: str = "auto") -> DeviceInfo:
+    import torch
+    kind = pick_device(requested)
+    if kind == "cuda":
+        name = torch.cuda.get_device_name(0)
+        bf16 = torch.cuda.is_bf16_supported()
+    elif kind == "mps":
+        name, bf16 = "Apple GPU", False
+    else:
+        name, bf16 = _cpu_name(), cpu_has_fast_bf16()
+    return DeviceInfo(kind, name, torch.get_num_threads(), os.cpu_count() or 1, bf16,
+                      torch.__version__)
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True when the CPU has native bf16 math (AVX-512 BF16 or AMX)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = fh.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+    return platform.processor() or "CPU"

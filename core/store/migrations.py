@@ -1,0 +1,157 @@
+"""Versioned schema migrations, tracked in ``PRAGMA user_version``.
+
+Each migration is applied once, in order, inside one transaction. To change the
+schema, append a new entry; never edit one that has shipped.
+
+The schema is designed for the whole product:
+
+- ``datasets`` and their ``classes`` (renamable, with a description, soft-deleted
+  so history stays readable);
+- ``images``: one row per decoded image file, with content hash, size, mode,
+  split, current class and an ``excluded`` flag used by label review;
+- ``actions`` and ``label_events``: every label change is an event belonging to
+  an action (a bulk edit is one action); a *label version* is the id of the
+  last event at a moment;
+- ``runs``: training and fine-tuning runs, with the label version they used;
+- ``jobs``: the queue of background processes (one at a time per device).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from core.store.db import transaction
+
+MIGRATIONS: list[str] = [
+    # 1: the initial schema
+    """
+    CREATE TABLE datasets (
+        id          INTEGER PRIMARY KEY,
+        name        TEXT NOT NULL UNIQUE,
+        source      TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        created_at  REAL NOT NULL
+    );
+
+    CREATE TABLE classes (
+        id          INTEGER PRIMARY KEY,
+        dataset_id  INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+        name        TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        position    INTEGER NOT NULL DEFAULT 0,
+        deleted_at  REAL
+    );
+    CREATE UNIQUE INDEX classes_live_name ON classes(dataset_id, name) WHERE deleted_at IS NULL;
+
+    CREATE TABLE images (
+        id            INTEGER PRIMARY KEY,
+        dataset_id    INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+        path          TEXT NOT NULL,            -- relative to the workspace root
+        original_name TEXT NOT NULL DEFAULT '', -- where it came from, for reports
+        sha256        TEXT NOT NULL,
+        width         INTEGER NOT NULL,
+        height        INTEGER NOT NULL,
+        mode          TEXT NOT NULL,
+        format        TEXT NOT NULL,
+        num_bytes     INTEGER NOT NULL,
+        split         TEXT NOT NULL CHECK (split IN ('train', 'val', 'test')),
+        class_id      INTEGER REFERENCES classes(id),
+        excluded      INTEGER NOT NULL DEFAULT 0,
+        added_at      REAL NOT NULL,
+        UNIQUE (dataset_id, path)
+    );
+    CREATE INDEX images_by_class ON images(dataset_id, class_id);
+    CREATE INDEX images_by_split ON images(dataset_id, split);
+    CREATE INDEX images_by_hash  ON images(sha256);
+
+    CREATE TABLE actions (
+        id          INTEGER PRIMARY KEY,
+        dataset_id  INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+        kind        TEXT NOT NULL,              -- import, relabel, bulk_relabel, undo, revert...
+        description TEXT NOT NULL DEFAULT '',
+        user        TEXT NOT NULL DEFAULT '',
+        created_at  REAL NOT NULL,
+        undone_by   INTEGER REFERENCES actions(id)
+    );
+
+    CREATE TABLE label_events (
+        id           INTEGER PRIMARY KEY,       -- the label version after this event
+        action_id    INTEGER NOT NULL REFERENCES actions(id) ON DELETE CASCADE,
+        image_id     INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+        old_class_id INTEGER,
+        new_class_id INTEGER,
+        created_at   REAL NOT NULL
+    );
+    CREATE INDEX label_events_by_image  ON label_events(image_id);
+    CREATE INDEX label_events_by_action ON label_events(action_id);
+
+    CREATE TABLE runs (
+        id            TEXT PRIMARY KEY,
+        dataset_id    INTEGER REFERENCES datasets(id) ON DELETE SET NULL,
+        kind          TEXT NOT NULL DEFAULT 'train',   -- train, finetune
+        name          TEXT NOT NULL DEFAULT '',
+        tags          TEXT NOT NULL DEFAULT '',
+        status        TEXT NOT NULL,                   -- queued, running, stopped, finished, failed
+        config_json   TEXT NOT NULL DEFAULT '{}',
+        metrics_json  TEXT NOT NULL DEFAULT '{}',
+        label_version INTEGER,
+        parent_run_id TEXT,
+        pid           INTEGER,
+        message       TEXT NOT NULL DEFAULT '',
+        created_at    REAL NOT NULL,
+        started_at    REAL,
+        finished_at   REAL
+    );
+
+    CREATE TABLE jobs (
+        id          INTEGER PRIMARY KEY,
+        run_id      TEXT REFERENCES runs(id) ON DELETE CASCADE,
+        kind        TEXT NOT NULL,
+        device      TEXT NOT NULL DEFAULT 'cpu',
+        status      TEXT NOT NULL,              -- queued, running, done, failed, cancelled
+        pid         INTEGER,
+        args_json   TEXT NOT NULL DEFAULT '[]',
+        created_at  REAL NOT NULL,
+        started_at  REAL,
+        finished_at REAL
+    );
+    CREATE INDEX jobs_by_status ON jobs(status, device);
+    """,
+]
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply every pending migration; return the resulting schema version.
+
+    Safe to call from several processes at once: each migration runs in an
+    immediate transaction and re-checks the version inside it.
+    """
+    for target, script in enumerate(MIGRATIONS, start=1):
+        if schema_version(conn) >= target:
+            continue
+        with transaction(conn):
+            if schema_version(conn) >= target:
+                continue
+            for statement in _split_statements(script):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {target}")
+    return schema_version(conn)
+
+
+def _split_statements(script: str) -> list[str]:
+    """Split a migration script into statements (executescript would COMMIT)."""
+    statements, buf = [], []
+    for line in script.splitlines():
+        buf.append(line)
+        candidate = "\n".join(buf).strip()
+        if candidate.endswith(";") and sqlite3.complete_statement(candidate):
+            statements.append(candidate)
+            buf = []
+    rest = "\n".join(buf).strip()
+    if rest:
+        statements.append(rest)
+    return statements

@@ -1,0 +1,1 @@
+"""UI pieces shared by the pages: page setup, cached loaders, widgets, figures."""

@@ -1,0 +1,53 @@
+"""The one call every page starts with: page config, workspace, sidebar footer."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.device import DeviceInfo, describe_device
+from core.errors import ImageLabError
+from core.store.workspace import Workspace, default_home, open_workspace
+
+
+@st.cache_resource(show_spinner=False)
+def _workspace(root: str) -> Workspace:
+    return open_workspace(root)
+
+
+@st.cache_resource(show_spinner=False)
+def device_info() -> DeviceInfo:
+    return describe_device()
+
+
+def page_setup(title: str, icon: str = "🧪") -> Workspace:
+    """Configure the page and return the workspace, or stop with a clear error."""
+    st.set_page_config(page_title=f"{title} · ImageLab", page_icon=icon, layout="wide")
+    try:
+        ws = _workspace(str(default_home().absolute()))
+    except ImageLabError as exc:
+        st.error(f"The workspace cannot be opened: {exc}")
+        st.stop()
+    with st.sidebar:
+        navigation()
+        st.divider()
+        st.caption(f"Workspace: `{ws.root}`")
+        st.caption(f"Device: {device_info().label}")
+    return ws
+
+
+PAGES = [("streamlit_app.py", "Home", "🏠"), ("pages/1_Data.py", "Data", "🗂️"),
+         ("pages/2_Label.py", "Label", "🏷️"), ("pages/3_Train.py", "Train", "🏋️"),
+         ("pages/4_Fine-tune.py", "Fine-tune", "🎯"), ("pages/5_Evaluate.py", "Evaluate", "📊"),
+         ("pages/6_Demo.py", "Demo", "🎬")]
+
+
+def navigation() -> None:
+    """Our own page list (Streamlit's would call the home page "streamlit app")."""
+    for path, label, icon in PAGES:
+        st.page_link(path, label=label, icon=icon)
+
+
+def not_built_yet(what: str, coming: list[str]) -> None:
+    """Say plainly that a page's work is not built yet, and what it will do."""
+    st.info(f"{what} is not built yet. This page will let you:")
+    st.markdown("\n".join(f"- {item}" for item in coming))
