@@ -8,11 +8,12 @@ HOST    ?= 127.0.0.1
 PORT    ?= 8501
 export IMAGELAB_HOME ?= $(CURDIR)/workspace
 
-.PHONY: setup setup-dev browser run samples test clean-workspace help
+.PHONY: setup setup-dev browser run samples test bench clean-workspace help
 
 help:
 	@echo "make run    set up, prepare the built-in samples, open the dashboard on http://$(HOST):$(PORT)"
 	@echo "make test   set up (Python packages and Debian's chromium) and run every test"
+	@echo "make bench  measure speed: prints a table of ratios and writes bench/results.json"
 
 # A stamp per requirements file: pip runs only when a requirements file changed.
 $(VENV)/.runtime-installed: requirements.txt
@@ -44,6 +45,9 @@ run: samples
 
 test: setup-dev
 	$(PY) -m pytest
+
+bench: setup
+	$(PY) -m bench
 
 clean-workspace:
 	rm -rf "$(IMAGELAB_HOME)"
