@@ -1,0 +1,1 @@
+"""Evaluation: metrics from predictions, calibration, and (later) Grad-CAM."""
