@@ -40,8 +40,10 @@ browser:
 samples: setup
 	$(PY) -m core samples ensure
 
-run: samples
-	$(PY) -m streamlit run streamlit_app.py --server.address $(HOST) --server.port $(PORT)
+run: setup
+	@$(PY) -m dashboard.launch --host $(HOST) --port $(PORT) --check
+	$(PY) -m core samples ensure
+	$(PY) -m dashboard.launch --host $(HOST) --port $(PORT)
 
 test: setup-dev
 	$(PY) -m pytest

@@ -7,6 +7,7 @@ import streamlit as st
 from core.device import DeviceInfo, describe_device
 from core.errors import ImageLabError
 from core.store.workspace import Workspace, default_home, open_workspace
+from dashboard.auth import is_network_mode, require_login
 
 
 @st.cache_resource(show_spinner=False)
@@ -22,6 +23,7 @@ def device_info() -> DeviceInfo:
 def page_setup(title: str, icon: str = "🧪") -> Workspace:
     """Configure the page and return the workspace, or stop with a clear error."""
     st.set_page_config(page_title=f"{title} · ImageLab", page_icon=icon, layout="wide")
+    user = require_login()
     try:
         ws = _workspace(str(default_home().absolute()))
     except ImageLabError as exc:
@@ -30,6 +32,7 @@ def page_setup(title: str, icon: str = "🧪") -> Workspace:
     with st.sidebar:
         navigation()
         st.divider()
+        st.caption(f"Signed in as {user}" if is_network_mode() else f"User: {user}")
         st.caption(f"Workspace: `{ws.root}`")
         st.caption(f"Device: {device_info().label}")
     return ws

@@ -1,0 +1,80 @@
+"""Safe on a network: local by default, a password gate otherwise."""
+
+import subprocess
+import sys
+import tomllib
+
+import pytest
+from streamlit import config as st_config
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import REPO
+
+
+def test_config_defaults_are_safe():
+    cfg = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
+    server = cfg["server"]
+    assert server["address"] == "127.0.0.1"
+    assert server["enableXsrfProtection"] is True
+    assert server["enableStaticServing"] is False
+    assert 100 <= server["maxUploadSize"] <= 2048
+    assert cfg["browser"]["gatherUsageStats"] is False
+
+
+def launch(*args, env_extra=None):
+    import os
+    env = {k: v for k, v in os.environ.items() if k != "IMAGELAB_PASSWORD"}
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, "-m", "dashboard.launch", *args, "--check"], cwd=REPO,
+                          capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_launcher_refuses_network_host_without_password():
+    out = launch("--host", "0.0.0.0")
+    assert out.returncode == 2
+    assert "refusing to serve on 0.0.0.0" in out.stderr and "IMAGELAB_PASSWORD" in out.stderr
+
+
+def test_launcher_allows_network_host_with_password_and_local_without():
+    assert launch("--host", "0.0.0.0", env_extra={"IMAGELAB_PASSWORD": "s3cret"}).returncode == 0
+    assert launch("--host", "127.0.0.1").returncode == 0
+
+
+def test_make_run_refuses_without_password():
+    import os
+    env = {k: v for k, v in os.environ.items() if k != "IMAGELAB_PASSWORD"}
+    out = subprocess.run(["make", "run", "HOST=0.0.0.0"], cwd=REPO, capture_output=True,
+                         text=True, env=env, timeout=300)
+    assert out.returncode != 0
+    assert "refusing to serve" in out.stderr
+
+
+@pytest.fixture
+def network_mode():
+    old = st_config.get_option("server.address")
+    st_config.set_option("server.address", "0.0.0.0")
+    yield
+    st_config.set_option("server.address", old)
+
+
+def test_network_mode_without_password_serves_nothing(sample_workspace, network_mode, monkeypatch):
+    monkeypatch.delenv("IMAGELAB_PASSWORD", raising=False)
+    at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=60).run()
+    assert any("no password is set" in e.value for e in at.error)
+    assert not at.table  # no workspace data shown
+
+
+def test_network_mode_login_gate(sample_workspace, network_mode, monkeypatch):
+    monkeypatch.setenv("IMAGELAB_PASSWORD", "correct horse")
+    at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=60).run()
+    assert not at.table and len(at.text_input) == 2
+    at.text_input[0].input("ada")
+    at.text_input[1].input("wrong")
+    at.button[0].click().run()
+    assert any("Wrong password" in e.value for e in at.error)
+    assert not at.table
+    at.text_input[1].input("correct horse")
+    at.button[0].click().run()
+    assert not at.exception
+    assert list(at.table[0].value.index) == ["digits", "mnist-5k", "shapes"]
+    assert any("Signed in as ada" in c.value for c in at.sidebar.caption)
