@@ -117,6 +117,34 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX jobs_by_status ON jobs(status, device);
     """,
+    # 2 (data): per-image content statistics computed once at import, and import reports.
+    # phash: 64-bit dHash stored as a signed 64-bit INTEGER (see core/data/phash.py);
+    # brightness: mean luma 0-255; sharpness: variance of the Laplacian of the luma;
+    # mean_*/sq_*: per-channel means of x and x² (x in 0-1), for dataset mean and std;
+    # flags: content quality bits (core/data/quality.py FLAG_*), refreshed on each import.
+    """
+    ALTER TABLE images ADD COLUMN phash INTEGER;
+    ALTER TABLE images ADD COLUMN brightness REAL;
+    ALTER TABLE images ADD COLUMN sharpness REAL;
+    ALTER TABLE images ADD COLUMN mean_r REAL;
+    ALTER TABLE images ADD COLUMN mean_g REAL;
+    ALTER TABLE images ADD COLUMN mean_b REAL;
+    ALTER TABLE images ADD COLUMN sq_r REAL;
+    ALTER TABLE images ADD COLUMN sq_g REAL;
+    ALTER TABLE images ADD COLUMN sq_b REAL;
+    ALTER TABLE images ADD COLUMN flags INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX images_by_phash ON images(dataset_id, phash);
+
+    CREATE TABLE import_reports (
+        id          INTEGER PRIMARY KEY,
+        dataset_id  INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+        source      TEXT NOT NULL,
+        added       INTEGER NOT NULL,
+        report_json TEXT NOT NULL,
+        created_at  REAL NOT NULL
+    );
+    CREATE INDEX import_reports_by_dataset ON import_reports(dataset_id, id);
+    """,
 ]
 
 
