@@ -145,6 +145,48 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX import_reports_by_dataset ON import_reports(dataset_id, id);
     """,
+    # 3 (labels): split/exclusion and class changes as events of an action, so every
+    # edit is in the history and undoable; decisions of the label-review queue.
+    """
+    CREATE TABLE image_events (
+        id          INTEGER PRIMARY KEY,
+        action_id   INTEGER NOT NULL REFERENCES actions(id) ON DELETE CASCADE,
+        image_id    INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+        field       TEXT NOT NULL CHECK (field IN ('split', 'excluded')),
+        old_value   TEXT,
+        new_value   TEXT,
+        created_at  REAL NOT NULL
+    );
+    CREATE INDEX image_events_by_action ON image_events(action_id);
+    CREATE INDEX image_events_by_image  ON image_events(image_id);
+
+    CREATE TABLE class_events (
+        id          INTEGER PRIMARY KEY,
+        action_id   INTEGER NOT NULL REFERENCES actions(id) ON DELETE CASCADE,
+        class_id    INTEGER NOT NULL REFERENCES classes(id) ON DELETE CASCADE,
+        field       TEXT NOT NULL CHECK (field IN ('created', 'name', 'description', 'deleted_at')),
+        old_value   TEXT,
+        new_value   TEXT,
+        created_at  REAL NOT NULL
+    );
+    CREATE INDEX class_events_by_action ON class_events(action_id);
+
+    CREATE INDEX actions_by_dataset ON actions(dataset_id, id);
+    CREATE INDEX label_events_by_old_class ON label_events(old_class_id);
+    CREATE INDEX label_events_by_new_class ON label_events(new_class_id);
+
+    CREATE TABLE label_reviews (
+        id          INTEGER PRIMARY KEY,
+        dataset_id  INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+        image_id    INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+        run_id      TEXT NOT NULL DEFAULT '',
+        decision    TEXT NOT NULL CHECK (decision IN ('accepted', 'kept', 'excluded')),
+        action_id   INTEGER REFERENCES actions(id) ON DELETE SET NULL,
+        user        TEXT NOT NULL DEFAULT '',
+        created_at  REAL NOT NULL
+    );
+    CREATE INDEX label_reviews_by_image ON label_reviews(dataset_id, image_id);
+    """,
 ]
 
 
