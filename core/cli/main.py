@@ -19,6 +19,7 @@ from core.errors import ImageLabError
 
 COMMAND_MODULES = [
     "core.cli.datasets",
+    "core.cli.labels",
 ]
 
 EXIT_USER_ERROR = 2
