@@ -43,6 +43,6 @@ else:
 
 st.subheader("Next step")
 n1, n2, n3 = st.columns(3)
-n1.page_link("pages/1_Data.py", label="Import or explore data", icon="🗂️")
-n2.page_link("pages/2_Label.py", label="Fix labels", icon="🏷️")
-n3.page_link("pages/3_Train.py", label="Train a model", icon="🏋️")
+n1.page_link("pages/1_Data.py", label="Import or explore data", icon=":material/photo_library:")
+n2.page_link("pages/2_Label.py", label="Fix labels", icon=":material/label:")
+n3.page_link("pages/3_Train.py", label="Train a model", icon=":material/model_training:")

@@ -38,10 +38,14 @@ def page_setup(title: str, icon: str = "🧪") -> Workspace:
     return ws
 
 
-PAGES = [("streamlit_app.py", "Home", "🏠"), ("pages/1_Data.py", "Data", "🗂️"),
-         ("pages/2_Label.py", "Label", "🏷️"), ("pages/3_Train.py", "Train", "🏋️"),
-         ("pages/4_Fine-tune.py", "Fine-tune", "🎯"), ("pages/5_Evaluate.py", "Evaluate", "📊"),
-         ("pages/6_Demo.py", "Demo", "🎬")]
+# Material icons ship with Streamlit's front end, so they render without emoji fonts.
+PAGES = [("streamlit_app.py", "Home", ":material/home:"),
+         ("pages/1_Data.py", "Data", ":material/photo_library:"),
+         ("pages/2_Label.py", "Label", ":material/label:"),
+         ("pages/3_Train.py", "Train", ":material/model_training:"),
+         ("pages/4_Fine-tune.py", "Fine-tune", ":material/tune:"),
+         ("pages/5_Evaluate.py", "Evaluate", ":material/analytics:"),
+         ("pages/6_Demo.py", "Demo", ":material/slideshow:")]
 
 
 def navigation() -> None:
