@@ -123,33 +123,41 @@ def undo_last_action(ws: Workspace, dataset: str, *, user: str | None = None,
             raise ImageLabError(f"the last action changed since you looked (it is now #{orig}: "
                                 f"{row[2]}); nothing was undone, review the history and try again")
         undo = new_action(conn, ds_id, "undo", f"undo #{orig}: {row[2]}", current_user(user))
-        _undo_class_events(conn, ds_id, orig, undo)
+        _undo_class_events(conn, ds_id, orig, undo, phase="before_labels")
         begin_edit(conn)
         conn.execute("INSERT INTO temp._lab(image_id, expected, new) SELECT image_id, new_class_id, "
                      "old_class_id FROM label_events WHERE action_id = ?", (orig,))
         conn.execute("INSERT INTO temp._img(image_id, field, new) SELECT image_id, field, old_value "
                      "FROM image_events WHERE action_id = ? ORDER BY id DESC", (orig,))
         result = commit_staged(conn, ds_id, kind="undo", description="", user="", action_id=undo)
+        _undo_class_events(conn, ds_id, orig, undo, phase="after_labels")
         _check_deleted_targets(conn, ds_id, undo)
         conn.execute("UPDATE actions SET undone_by = ? WHERE id = ?", (undo, orig))
         return ActionResult(undo, "undo", result.changed, result.other_changes,
                             label_version(conn, ds_id))
 
 
-def _undo_class_events(conn, ds_id: int, orig: int, undo: int) -> None:
+def _undo_class_events(conn, ds_id: int, orig: int, undo: int, *, phase: str) -> None:
+    """Inverse class events: renames and restores before the labels move back,
+    deletions (of created or restored classes) after, once no image uses them."""
     now = time.time()
     for ev in conn.execute("SELECT class_id, field, old_value, new_value FROM class_events "
                            "WHERE action_id = ? ORDER BY id DESC", (orig,)).fetchall():
         cid, field, old, new = ev
-        if field == "created":
+        deletes = field == "created" or (field == "deleted_at" and new is None)
+        if deletes != (phase == "after_labels"):
+            continue
+        if deletes:
             used = conn.execute("SELECT COUNT(*) FROM images WHERE class_id = ?", (cid,)).fetchone()[0]
+            name = conn.execute("SELECT name FROM classes WHERE id = ?", (cid,)).fetchone()[0]
             if used:
-                raise ImageLabError(f"cannot undo adding class {new!r}: {used} images use it now")
+                raise ImageLabError(f"cannot undo: class {name!r} would be removed but "
+                                    f"{used} images use it now")
             conn.execute("UPDATE classes SET deleted_at = ? WHERE id = ?", (now, cid))
             class_event(conn, undo, cid, "deleted_at", None, repr(now))
         elif field == "deleted_at":
             _restore_class(conn, ds_id, cid)
-            class_event(conn, undo, cid, "deleted_at", new, old)
+            class_event(conn, undo, cid, "deleted_at", new, None)
         else:
             if field == "name" and old in live_classes(conn, ds_id):
                 raise ImageLabError(f"cannot undo the rename: a class named {old!r} exists again")
