@@ -23,11 +23,29 @@ def register(sub, common) -> None:
 
     q = dsub.add_parser(
         "import", parents=[common], help="import a dataset from a source",
-        description="Import images into the workspace. Sources: "
+        description="Import images into the workspace, or add them to a dataset with --append. "
+                    "SOURCE is a folder (ImageFolder layout, optionally under train/ val/ test/, "
+                    "or flat), an archive (zip, tar, tar.gz, tgz), a CSV/JSON manifest of "
+                    "path|url,label[,split], an http(s) URL of an archive or manifest, a "
+                    "SQLAlchemy URL with --query, torchvision:NAME (MNIST, FashionMNIST, KMNIST, "
+                    "CIFAR10, CIFAR100, SVHN) or a built-in sample: "
                     + ", ".join(f"sample:{k}" for k in SAMPLES) + ".")
-    q.add_argument("source", help="where the images come from, e.g. sample:digits")
+    q.add_argument("source", help="where the images come from (see above)")
     q.add_argument("--name", help="dataset name (default: derived from the source)")
+    q.add_argument("--append", action="store_true", help="add to the existing dataset --name")
     q.add_argument("--seed", type=int, default=0, help="seed for the train/val/test split (default 0)")
+    q.add_argument("--label", help="put every image in this class (flat folders, single images)")
+    q.add_argument("--query", help="SQL sources: a SELECT returning image bytes (or a path) and a label")
+    q.add_argument("--root", help="torchvision: folder that holds (or receives) the dataset files")
+    q.add_argument("--no-download", action="store_true",
+                   help="torchvision: never download, only read --root")
+    q.add_argument("--limit", type=int, help="torchvision: at most this many images per split")
+    q.add_argument("--sha256", help="URL: expected SHA-256 of the download")
+    q.add_argument("--max-mb", type=float, help="URL: size cap in MB (default 2048)")
+    q.add_argument("--timeout", type=float, help="URL: time cap in seconds (default 30)")
+    q.add_argument("--allow-private-urls", action="store_true", default=None,
+                   help="URL: allow loopback and private addresses (also "
+                        "IMAGELAB_ALLOW_PRIVATE_URLS=1)")
     q.add_argument("--count", type=int, help="sample:shapes only: number of images (default 3000)")
     q.add_argument("--size", type=int, help="sample:shapes only: image side in pixels (default 32)")
     q.set_defaults(func=cmd_import)
@@ -55,7 +73,9 @@ def cmd_list(args, ws) -> int:
 
 
 def cmd_info(args, ws) -> int:
+    from core.data.quality import quality_report
     info = catalog.dataset_info(ws, args.name).to_dict()
+    info["quality"] = quality_report(ws, args.name).to_dict()
 
     def human(d):
         head = (f"{d['name']}: {d['num_images']} images, {len(d['classes'])} classes "
@@ -64,24 +84,45 @@ def cmd_info(args, ws) -> int:
         rows = d["per_class"] + ([{"class": "(unlabelled)", **d["unlabelled"],
                                    "total": sum(d["unlabelled"].values())}]
                                  if any(d["unlabelled"].values()) else [])
-        return head + table(rows, ["class", "total", "train", "val", "test"])
+        q = d["quality"]
+        quality = "quality: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in q["counts"].items())
+        stats = (f"channel mean {q['channel_mean']}, std {q['channel_std']}"
+                 if q["channel_mean"] else "")
+        return head + table(rows, ["class", "total", "train", "val", "test"]) + \
+            f"\n{quality}\n{stats}".rstrip()
 
     emit(args, info, human)
     return 0
 
 
 def cmd_import(args, ws) -> int:
-    if not args.source.startswith("sample:"):
-        raise ImageLabError(f"unsupported source {args.source!r}; this version imports "
-                            + ", ".join(f"sample:{k}" for k in SAMPLES))
+    from core.data.sources import ImportOptions, import_source
+    opts = ImportOptions(
+        append=args.append, seed=args.seed, label=args.label, query=args.query, root=args.root,
+        download=not args.no_download, limit=args.limit, sha256=args.sha256,
+        max_bytes=int(args.max_mb * 1024 * 1024) if args.max_mb else None, timeout=args.timeout,
+        allow_private_urls=args.allow_private_urls, count=args.count, size=args.size)
     log(f"importing {args.source} …")
-    report = import_sample(ws, args.source, args.name, seed=args.seed, count=args.count,
-                           size=args.size, progress=StderrProgress())
-    emit(args, report.to_dict(), lambda r: (
-        f"imported {r['added']} images into {r['name']!r} ({r['num_images']} in total, "
-        f"{len(r['classes'])} classes) in {r['seconds']:.1f}s"
-        + (f"; skipped {len(r['skipped'])}" if r["skipped"] else "")))
+    report = import_source(ws, args.source, args.name, opts, progress=StderrProgress())
+    emit(args, report.to_dict(), _human_report)
     return 0
+
+
+def _human_report(r: dict) -> str:
+    lines = [f"imported {r['added']} images into {r['name']!r} ({r['num_images']} in total, "
+             f"{len(r['classes'])} classes) in {r['seconds']:.1f}s"]
+    if r["skipped"]:
+        lines.append(f"skipped {len(r['skipped'])} file(s):")
+        lines += [f"  {s['path']}: {s['reason']}" for s in r["skipped"][:50]]
+        if len(r["skipped"]) > 50:
+            lines.append(f"  … and {len(r['skipped']) - 50} more (use --json for all)")
+    for key, what in (("duplicates", "exact duplicate groups"),
+                      ("label_conflicts", "images under two labels"),
+                      ("leakage", "images in two splits (leakage)")):
+        if r.get(key):
+            lines.append(f"{what}: {len(r[key])}")
+    lines += [f"note: {n}" for n in r.get("notes", [])[:20]]
+    return "\n".join(lines)
 
 
 def cmd_delete(args, ws) -> int:

@@ -1,28 +1,38 @@
 """The one path by which images enter a dataset: ``DatasetWriter``.
 
 Every source (samples, folders, archives, manifests, URLs, SQL, uploads, the
-webcam) hands images to a writer. The writer decodes each one safely, stores the
-original bytes under ``images/<batch>/``, caches a thumbnail, and on ``commit()``
-inserts every row, class and initial label event in one transaction. A source
-that is mostly bad still imports its good images, and every skipped file is
-listed in the report with its reason: nothing is dropped silently.
+webcam) hands images to a writer, one by one (``add_bytes``) or as a stream of
+``SourceItem`` (``add_items``, decoded on a small thread pool). The writer decodes
+each image fully and safely once, computes its statistics (perceptual hash,
+brightness, sharpness, channel means), stores the original bytes under
+``images/<batch>/``, caches a thumbnail, and on ``commit()`` inserts every row,
+class and initial label event in one transaction, refreshes the quality flags,
+saves the import report, and fills the decoded-pixel cache from the images it
+already holds in memory. A source that is mostly bad still imports its good
+images, and every skipped file is listed in the report with its reason: nothing
+is dropped silently.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
+import os
 import secrets
 import shutil
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 from PIL import Image
 
 from core.data.catalog import SPLITS, create_dataset, ensure_classes, get_dataset_id, validate_dataset_name
 from core.data.decode import BadImage, DecodedImage, decode_image
+from core.data.quality import ImageStats, image_stats, quality_report, refresh_flags
 from core.data.thumbnails import write_thumbnail
 from core.errors import ImageLabError
 from core.store.workspace import Workspace
@@ -31,12 +41,24 @@ Progress = Callable[[int, "int | None", str], None]
 DEFAULT_FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
 _EXT = {"PNG": "png", "JPEG": "jpg", "GIF": "gif", "BMP": "bmp", "TIFF": "tif", "WEBP": "webp",
         "PPM": "ppm"}
+CACHE_MAX_SIDE = 64                 # the cache built at import: min(native size, this)
+KEEP_BUDGET_BYTES = 512 * 1024 * 1024  # decoded pixels kept in memory for that cache
+WORKERS = max(1, min(4, os.cpu_count() or 1))
 
 
 @dataclass
 class Skipped:
     path: str
     reason: str
+
+
+@dataclass
+class SourceItem:
+    """One file offered by a source: ``read()`` returns its bytes (or raises OSError)."""
+    name: str                      # where it came from, for the report
+    read: Callable[[], bytes]
+    label: str | None = None
+    split: str | None = None
 
 
 @dataclass
@@ -48,6 +70,12 @@ class ImportReport:
     classes: list[str]
     skipped: list[Skipped] = field(default_factory=list)
     seconds: float = 0.0
+    source: str = ""
+    notes: list[str] = field(default_factory=list)          # e.g. empty labels imported unlabelled
+    duplicates: list[dict] = field(default_factory=list)    # exact copies (by content hash)
+    label_conflicts: list[dict] = field(default_factory=list)  # same image under two labels
+    leakage: list[dict] = field(default_factory=list)       # same image in two splits
+    cache_size: int | None = None                           # side of the cache built at import
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -55,6 +83,7 @@ class ImportReport:
 
 @dataclass
 class _Pending:
+    index: int
     path: str
     original_name: str
     sha256: str
@@ -65,6 +94,7 @@ class _Pending:
     num_bytes: int
     label: str | None
     split: str | None
+    stats: ImageStats
 
 
 class DatasetWriter:
@@ -78,15 +108,20 @@ class DatasetWriter:
     def __init__(self, ws: Workspace, name: str, source: str, *, append: bool = False,
                  seed: int = 0, fractions: dict[str, float] | None = None,
                  class_order: list[str] | None = None, user: str = "",
-                 progress: Progress | None = None):
+                 progress: Progress | None = None, build_cache: bool = True):
         validate_dataset_name(name)
         self.ws, self.name, self.source, self.append = ws, name, source, append
         self.seed, self.user = seed, user
         self.fractions = fractions or DEFAULT_FRACTIONS
         self.class_order = list(class_order or [])
         self.progress = progress
+        self.build_cache = build_cache
         self.skipped: list[Skipped] = []
+        self.notes: list[str] = []
         self._pending: list[_Pending] = []
+        self._next_index = 0
+        self._keep: dict[str, Image.Image] = {}
+        self._keep_bytes = 0
         self._started = time.perf_counter()
         self._committed = False
         if append:
@@ -100,60 +135,124 @@ class DatasetWriter:
         self._batch_dir = ws.root / self._batch_rel
         self._batch_dir.mkdir(parents=True, exist_ok=False)
 
+    @property
+    def count(self) -> int:
+        return len(self._pending)
+
     # -- adding ---------------------------------------------------------------
     def skip(self, original_name: str, reason: str) -> None:
         self.skipped.append(Skipped(original_name, reason))
 
+    def note(self, message: str) -> None:
+        self.notes.append(message)
+
     def add_bytes(self, data: bytes, *, original_name: str, label: str | None = None,
                   split: str | None = None) -> bool:
         """Decode and store one image file's bytes; False (and a report line) if bad."""
-        try:
-            decoded = decode_image(data)
-        except BadImage as exc:
-            self.skip(original_name, str(exc))
-            return False
-        self._store(data, decoded, original_name=original_name, label=label, split=split)
-        return True
+        _check_split(split)
+        result = self._prepare(self._take_index(), data, original_name, label, split)
+        return self._accept(result)
+
+    def add_items(self, items: Iterable[SourceItem], total: int | None = None) -> None:
+        """Read, decode and store many files on a small thread pool, in order.
+
+        Pillow, zlib, hashlib and file I/O release the GIL, so threads overlap the work.
+        """
+        window = WORKERS * 8
+        done = 0
+        with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="import") as pool:
+            futures: deque = deque()
+            for item in items:
+                _check_split(item.split)
+                futures.append(pool.submit(self._read_and_prepare, self._take_index(), item))
+                while len(futures) >= window:
+                    self._accept(futures.popleft().result())
+                    done += 1
+                    self._tick(done, total)
+            while futures:
+                self._accept(futures.popleft().result())
+                done += 1
+                self._tick(done, total)
 
     def add_array(self, pixels: np.ndarray, *, original_name: str, label: str | None = None,
                   split: str | None = None) -> None:
         """Store a uint8 array (H×W or H×W×3) as a PNG file."""
+        _check_split(split)
         img = Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8))
         buf = io.BytesIO()
         img.save(buf, format="PNG", compress_level=1)
         decoded = DecodedImage(img, "PNG", img.mode, img.width, img.height)
-        self._store(buf.getvalue(), decoded, original_name=original_name, label=label, split=split)
+        self._accept(self._store(self._take_index(), buf.getvalue(), decoded, original_name,
+                                 label, split))
 
-    def _store(self, data: bytes, decoded: DecodedImage, *, original_name: str,
-               label: str | None, split: str | None) -> None:
-        if split is not None and split not in SPLITS:
-            raise ImageLabError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
-        label = _clean_label(label)
+    # -- the work for one image (runs on worker threads) -------------------------
+    def _take_index(self) -> int:
+        self._next_index += 1
+        return self._next_index - 1
+
+    def _read_and_prepare(self, index: int, item: SourceItem):
+        try:
+            data = item.read()
+        except OSError as exc:
+            return Skipped(item.name, f"cannot read file: {exc.strerror or exc}")
+        except ImageLabError as exc:
+            return Skipped(item.name, str(exc))
+        return self._prepare(index, data, item.name, item.label, item.split)
+
+    def _prepare(self, index, data, original_name, label, split):
+        try:
+            decoded = decode_image(data)
+        except BadImage as exc:
+            return Skipped(original_name, str(exc))
+        return self._store(index, data, decoded, original_name, label, split)
+
+    def _store(self, index: int, data: bytes, decoded: DecodedImage, original_name: str,
+               label: str | None, split: str | None):
         sha = hashlib.sha256(data).hexdigest()
         ext = _EXT.get(decoded.format, "img")
-        index = len(self._pending)
         rel = f"{self._batch_rel}/{index // 1000:04d}/{index % 1000:03d}-{sha[:12]}.{ext}"
         target = self.ws.root / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         with open(target, "wb") as fh:
             fh.write(data)
         write_thumbnail(self.ws.thumbs_dir, sha, decoded.image)
-        self._pending.append(_Pending(rel, original_name, sha, decoded.width, decoded.height,
-                                      decoded.image.mode, decoded.format, len(data), label, split))
-        if self.progress and len(self._pending) % 250 == 0:
-            self.progress(len(self._pending), None, f"{len(self._pending)} images read")
+        stats = image_stats(decoded.image)
+        pending = _Pending(index, rel, original_name, sha, decoded.width, decoded.height,
+                           decoded.image.mode, decoded.format, len(data), _clean_label(label),
+                           split, stats)
+        return pending, decoded.image
+
+    def _accept(self, result) -> bool:
+        if isinstance(result, Skipped):
+            self.skipped.append(result)
+            return False
+        pending, img = result
+        self._pending.append(pending)
+        w, h = img.size
+        size = w * h * len(img.getbands())
+        if max(w, h) <= CACHE_MAX_SIDE and self._keep_bytes + size <= KEEP_BUDGET_BYTES:
+            self._keep[pending.sha256] = img
+            self._keep_bytes += size
+        return True
+
+    def _tick(self, done: int, total: int | None) -> None:
+        if self.progress and (done % 100 == 0 or done == total):
+            self.progress(done, total, f"{done} files read, {len(self._pending)} images kept")
 
     # -- committing -----------------------------------------------------------
     def commit(self) -> ImportReport:
         """Assign missing splits, then insert everything in one transaction."""
         if self._committed:
             raise RuntimeError("commit() called twice")
+        self._pending.sort(key=lambda p: p.index)
         splits = assign_splits([p.label for p in self._pending],
                                [p.split for p in self._pending], self.fractions, self.seed)
         labels = sorted({p.label for p in self._pending if p.label is not None}, key=_natural_key)
         order = [c for c in self.class_order if c in labels or not self._pending] + \
                 [c for c in labels if c not in self.class_order]
         now = time.time()
+        if self.progress:
+            self.progress(len(self._pending), len(self._pending), "saving to the workspace database")
         with self.ws.write() as conn:
             if self.append:
                 ds_id = int(conn.execute("SELECT id FROM datasets WHERE name = ?",
@@ -163,9 +262,13 @@ class DatasetWriter:
             class_ids = ensure_classes(conn, ds_id, order)
             conn.executemany(
                 "INSERT INTO images(dataset_id, path, original_name, sha256, width, height, mode, "
-                "format, num_bytes, split, class_id, added_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                "format, num_bytes, split, class_id, added_at, phash, brightness, sharpness, "
+                "mean_r, mean_g, mean_b, sq_r, sq_g, sq_b, flags) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [(ds_id, p.path, p.original_name, p.sha256, p.width, p.height, p.mode, p.format,
-                  p.num_bytes, split, class_ids.get(p.label) if p.label else None, now)
+                  p.num_bytes, split, class_ids.get(p.label) if p.label else None, now,
+                  p.stats.phash, p.stats.brightness, p.stats.sharpness, *p.stats.means,
+                  *p.stats.squares, p.stats.flags)
                  for p, split in zip(self._pending, splits)])
             labelled = [p.path for p in self._pending if p.label]
             if labelled:
@@ -180,16 +283,34 @@ class DatasetWriter:
                     "created_at) SELECT ?, id, NULL, class_id, ? FROM images "
                     "WHERE dataset_id = ? AND path LIKE ? AND class_id IS NOT NULL ORDER BY id",
                     (action_id, now, ds_id, self._batch_rel + "/%"))
+            refresh_flags(conn, ds_id)
             total = conn.execute("SELECT COUNT(*) FROM images WHERE dataset_id = ?",
                                  (ds_id,)).fetchone()[0]
             class_names = [r[0] for r in conn.execute(
                 "SELECT name FROM classes WHERE dataset_id = ? AND deleted_at IS NULL "
                 "ORDER BY position, name", (ds_id,))]
+            report = ImportReport(self.name, ds_id, len(self._pending), int(total), class_names,
+                                  list(self.skipped), source=self.source, notes=list(self.notes))
+            conn.execute("INSERT INTO import_reports(dataset_id, source, added, report_json, "
+                         "created_at) VALUES (?, ?, ?, ?, ?)",
+                         (ds_id, self.source, report.added,
+                          json.dumps({"skipped": [asdict(s) for s in self.skipped],
+                                      "notes": self.notes}), now))
         self._committed = True
         if not self._pending:
             shutil.rmtree(self._batch_dir, ignore_errors=True)
-        return ImportReport(self.name, ds_id, len(self._pending), int(total), class_names,
-                            list(self.skipped), round(time.perf_counter() - self._started, 3))
+        if self.build_cache and total:
+            from core.data.tensor_cache import import_cache_size, load_cache
+            size = import_cache_size(self.ws, ds_id)
+            load_cache(self.ws, self.name, size, decoded=self._keep, progress=self.progress)
+            report.cache_size = size
+        self._keep = {}
+        quality = quality_report(self.ws, self.name, max_items=50)
+        report.duplicates = quality.duplicates
+        report.label_conflicts = quality.label_conflicts
+        report.leakage = quality.leakage
+        report.seconds = round(time.perf_counter() - self._started, 3)
+        return report
 
     def abort(self) -> None:
         if not self._committed:
@@ -201,6 +322,11 @@ class DatasetWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
             self.abort()
+
+
+def _check_split(split: str | None) -> None:
+    if split is not None and split not in SPLITS:
+        raise ImageLabError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
 
 
 def assign_splits(labels: list[str | None], given: list[str | None],

@@ -18,13 +18,13 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Mapping
 
 import numpy as np
 from PIL import Image
 
 from core.data.catalog import get_dataset_id
 from core.data.decode import BadImage, load_image_file
-from core.data.ingest import Progress
 from core.errors import ImageLabError
 from core.store.workspace import Workspace, atomic_write_text
 
@@ -56,9 +56,19 @@ def native_size(ws: Workspace, dataset_id: int) -> int:
     return int(np.median(sides)) if sides else 32
 
 
-def load_cache(ws: Workspace, dataset: str, size: int, *, progress: Progress | None = None
-               ) -> TensorCache:
-    """Return the dataset's cache at ``size``, building or refreshing it if needed."""
+def import_cache_size(ws: Workspace, dataset_id: int) -> int:
+    """The size of the cache built at import: the native size, at most 64 px."""
+    from core.data.ingest import CACHE_MAX_SIDE
+    return max(4, min(native_size(ws, dataset_id), CACHE_MAX_SIDE))
+
+
+def load_cache(ws: Workspace, dataset: str, size: int, *, progress: Callable | None = None,
+               decoded: Mapping[str, Image.Image] | None = None) -> TensorCache:
+    """Return the dataset's cache at ``size``, building or refreshing it if needed.
+
+    ``decoded`` maps content hashes to images already decoded (by the importer),
+    which are used instead of decoding their files again.
+    """
     if not 4 <= size <= 1024:
         raise ImageLabError(f"image size {size} is out of range (4–1024 pixels)")
     ds_id = get_dataset_id(ws, dataset)
@@ -74,7 +84,7 @@ def load_cache(ws: Workspace, dataset: str, size: int, *, progress: Progress | N
     meta = _read_meta(folder)
     if meta and meta.get("fingerprint") == fingerprint and meta.get("channels") == channels:
         return _open(folder, size, channels)
-    _build(ws, folder, rows, ids, size, channels, meta, progress)
+    _build(ws, folder, rows, ids, size, channels, meta, progress, decoded or {})
     atomic_write_text(folder / "meta.json", json.dumps(
         {"fingerprint": fingerprint, "channels": channels, "size": size, "count": len(ids)}))
     return _open(folder, size, channels)
@@ -87,7 +97,8 @@ def _open(folder: Path, size: int, channels: int) -> TensorCache:
 
 
 def _build(ws, folder: Path, rows, ids: np.ndarray, size: int, channels: int,
-           meta: dict | None, progress: Progress | None) -> None:
+           meta: dict | None, progress: Callable | None,
+           decoded: Mapping[str, Image.Image]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     old = None
     if meta and meta.get("channels") == channels and (folder / "pixels.npy").exists():
@@ -108,6 +119,8 @@ def _build(ws, folder: Path, rows, ids: np.ndarray, size: int, channels: int,
         hit = old_index.get((int(r["id"]), r["sha256"]))
         if hit is not None:
             out[k] = old.pixels[hit]
+        elif r["sha256"] in decoded:
+            out[k] = _to_array(decoded[r["sha256"]], size, mode)
         else:
             out[k] = _decode_resized(ws, r["path"], size, mode)
         if progress and (k + 1) % 1000 == 0:
@@ -125,6 +138,10 @@ def _decode_resized(ws: Workspace, rel_path: str, size: int, mode: str) -> np.nd
     except BadImage as exc:
         raise ImageLabError(f"image {rel_path} in the workspace can no longer be read ({exc}); "
                             "re-import the dataset") from None
+    return _to_array(img, size, mode)
+
+
+def _to_array(img: Image.Image, size: int, mode: str) -> np.ndarray:
     if img.mode != mode:
         img = img.convert(mode)
     if img.size != (size, size):

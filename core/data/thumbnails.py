@@ -7,6 +7,8 @@ gallery shows crisp pixels instead of a blur.
 from __future__ import annotations
 
 import io
+import os
+import threading
 from pathlib import Path
 
 from PIL import Image
@@ -35,7 +37,7 @@ def write_thumbnail(thumbs_dir: Path, sha256: str, img: Image.Image) -> Path:
     path = thumbnail_path(thumbs_dir, sha256)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_bytes(make_thumbnail_bytes(img))
         tmp.replace(path)
     return path

@@ -1,0 +1,230 @@
+"""Image quality: per-image statistics at import, and the dataset quality report.
+
+At import every image gets (``image_stats``) a perceptual hash, its brightness
+(mean luma, 0–255), its sharpness (variance of the Laplacian of the luma) and its
+per-channel means of x and x² (x in 0–1), all stored in the ``images`` table.
+
+``refresh_flags`` recomputes the content flags of a whole dataset in the caller's
+transaction (exact duplicate, near-duplicate, dark, bright, blurry);
+``quality_report`` adds what depends on labels and splits (the same image under
+two labels, the same image in two splits), the files skipped at import, and the
+dataset's per-channel mean and standard deviation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from core.data.catalog import get_dataset_id
+from core.data.phash import dhash, near_groups
+from core.store.workspace import Workspace
+
+FLAG_DUPLICATE = 1
+FLAG_NEAR_DUPLICATE = 2
+FLAG_DARK = 4
+FLAG_BRIGHT = 8
+FLAG_BLURRY = 16
+FLAGS = {"duplicate": FLAG_DUPLICATE, "near-duplicate": FLAG_NEAR_DUPLICATE, "dark": FLAG_DARK,
+         "bright": FLAG_BRIGHT, "blurry": FLAG_BLURRY}
+
+DARK_BELOW = 30.0        # mean luma, 0-255
+BRIGHT_ABOVE = 225.0
+BLURRY_BELOW = 15.0      # variance of the Laplacian of the luma (at most 128 px side)
+NEAR_DISTANCE = 4        # dHash bits
+STATS_SIDE = 128         # statistics are taken on the image shrunk to at most this side
+
+
+@dataclass
+class ImageStats:
+    phash: int
+    brightness: float
+    sharpness: float
+    means: tuple[float, float, float]
+    squares: tuple[float, float, float]
+
+    @property
+    def flags(self) -> int:
+        return content_flags(self.brightness, self.sharpness)
+
+
+def content_flags(brightness: float, sharpness: float) -> int:
+    f = 0
+    if brightness < DARK_BELOW:
+        f |= FLAG_DARK
+    if brightness > BRIGHT_ABOVE:
+        f |= FLAG_BRIGHT
+    if sharpness < BLURRY_BELOW:
+        f |= FLAG_BLURRY
+    return f
+
+
+def image_stats(img: Image.Image) -> ImageStats:
+    """Statistics of an ``L`` or ``RGB`` image (see the module docstring)."""
+    if max(img.size) > STATS_SIDE:
+        small = img.copy()
+        small.thumbnail((STATS_SIDE, STATS_SIDE), Image.Resampling.BILINEAR)
+    else:
+        small = img
+    arr = np.asarray(small, dtype=np.float32)
+    if arr.ndim == 2:
+        luma = arr
+        m = float(arr.mean()) / 255.0
+        q = float(np.square(arr).mean()) / 65025.0
+        means, squares = (m, m, m), (q, q, q)
+    else:
+        luma = arr[..., 0] * 0.299 + arr[..., 1] * 0.587 + arr[..., 2] * 0.114
+        flat = arr.reshape(-1, 3)
+        mv = flat.mean(axis=0) / 255.0
+        qv = np.square(flat).mean(axis=0) / 65025.0
+        means = (float(mv[0]), float(mv[1]), float(mv[2]))
+        squares = (float(qv[0]), float(qv[1]), float(qv[2]))
+    if luma.shape[0] >= 3 and luma.shape[1] >= 3:
+        lap = (luma[1:-1, :-2] + luma[1:-1, 2:] + luma[:-2, 1:-1] + luma[2:, 1:-1]
+               - 4.0 * luma[1:-1, 1:-1])
+        sharpness = float(lap.var())
+    else:
+        sharpness = 0.0
+    return ImageStats(dhash(small), float(luma.mean()), sharpness, means, squares)
+
+
+def refresh_flags(conn, dataset_id: int) -> None:
+    """Recompute every image's content flags in the caller's transaction."""
+    rows = conn.execute("SELECT id, sha256, phash, brightness, sharpness FROM images "
+                        "WHERE dataset_id = ? ORDER BY id", (dataset_id,)).fetchall()
+    if not rows:
+        return
+    flags: dict[int, int] = {}
+    by_sha: dict[str, list[int]] = {}
+    for r in rows:
+        f = 0
+        if r["brightness"] is not None:
+            f = content_flags(r["brightness"], r["sharpness"] or 0.0)
+        flags[r["id"]] = f
+        by_sha.setdefault(r["sha256"], []).append(r["id"])
+    for group in by_sha.values():
+        if len(group) > 1:
+            for i in group:
+                flags[i] |= FLAG_DUPLICATE
+    hashed = [(r["id"], r["phash"], r["sha256"]) for r in rows if r["phash"] is not None]
+    if hashed:
+        ids = np.array([h[0] for h in hashed], dtype=np.int64)
+        hashes = np.array([h[1] for h in hashed], dtype=np.int64)
+        sha_of = {h[0]: h[2] for h in hashed}
+        for group in near_groups(ids, hashes, NEAR_DISTANCE):
+            if len({sha_of[i] for i in group}) > 1:  # not merely exact copies
+                for i in group:
+                    flags[i] |= FLAG_NEAR_DUPLICATE
+    conn.executemany("UPDATE images SET flags = ? WHERE id = ? AND flags != ?",
+                     [(f, i, f) for i, f in flags.items()])
+
+
+@dataclass
+class QualityReport:
+    dataset: str
+    num_images: int
+    skipped: list[dict] = field(default_factory=list)        # corrupt/unreadable files at import
+    duplicates: list[dict] = field(default_factory=list)     # {sha256, image_ids, names}
+    label_conflicts: list[dict] = field(default_factory=list)  # {sha256, image_ids, labels}
+    leakage: list[dict] = field(default_factory=list)        # {sha256, image_ids, splits}
+    near_duplicates: list[dict] = field(default_factory=list)  # {image_ids, labels}
+    dark: list[int] = field(default_factory=list)
+    bright: list[int] = field(default_factory=list)
+    blurry: list[int] = field(default_factory=list)
+    channel_mean: list[float] = field(default_factory=list)
+    channel_std: list[float] = field(default_factory=list)
+    counts: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def quality_report(ws: Workspace, dataset: str, *, max_items: int = 500) -> QualityReport:
+    """The dataset's quality report; each list is capped at ``max_items`` entries."""
+    ds_id = get_dataset_id(ws, dataset)
+    with ws.db() as conn:
+        n = conn.execute("SELECT COUNT(*) FROM images WHERE dataset_id = ?", (ds_id,)).fetchone()[0]
+        dup_rows = conn.execute(
+            "SELECT i.sha256, i.id, i.original_name, i.split, c.name AS label FROM images i "
+            "LEFT JOIN classes c ON c.id = i.class_id WHERE i.dataset_id = ? AND i.sha256 IN "
+            "(SELECT sha256 FROM images WHERE dataset_id = ? GROUP BY sha256 HAVING COUNT(*) > 1) "
+            "ORDER BY i.sha256, i.id", (ds_id, ds_id)).fetchall()
+        flag_rows = conn.execute(
+            "SELECT id, flags FROM images WHERE dataset_id = ? AND flags & ? != 0 ORDER BY id",
+            (ds_id, FLAG_DARK | FLAG_BRIGHT | FLAG_BLURRY)).fetchall()
+        near_rows = conn.execute(
+            "SELECT i.id, i.phash, i.sha256, c.name AS label FROM images i "
+            "LEFT JOIN classes c ON c.id = i.class_id "
+            "WHERE i.dataset_id = ? AND i.flags & ? != 0 ORDER BY i.id",
+            (ds_id, FLAG_NEAR_DUPLICATE)).fetchall()
+        stats = conn.execute(
+            "SELECT COUNT(mean_r), AVG(mean_r), AVG(mean_g), AVG(mean_b), AVG(sq_r), AVG(sq_g), "
+            "AVG(sq_b), SUM(mode = 'L') FROM images WHERE dataset_id = ?", (ds_id,)).fetchone()
+        reports = conn.execute("SELECT report_json FROM import_reports WHERE dataset_id = ? "
+                               "ORDER BY id", (ds_id,)).fetchall()
+    report = QualityReport(dataset, int(n))
+    import json
+    for r in reports:
+        for s in json.loads(r[0]).get("skipped", []):
+            report.skipped.append(s)
+    groups: dict[str, list] = {}
+    for r in dup_rows:
+        groups.setdefault(r["sha256"], []).append(r)
+    for sha, members in groups.items():
+        ids = [m["id"] for m in members]
+        report.duplicates.append({"sha256": sha, "image_ids": ids,
+                                  "names": [m["original_name"] for m in members]})
+        labels = sorted({m["label"] for m in members if m["label"] is not None})
+        if len(labels) > 1:
+            report.label_conflicts.append({"sha256": sha, "image_ids": ids, "labels": labels})
+        splits = sorted({m["split"] for m in members})
+        if len(splits) > 1:
+            report.leakage.append({"sha256": sha, "image_ids": ids, "splits": splits})
+    if near_rows:
+        ids = np.array([r["id"] for r in near_rows], dtype=np.int64)
+        hashes = np.array([r["phash"] for r in near_rows], dtype=np.int64)
+        label_of = {r["id"]: r["label"] for r in near_rows}
+        sha_of = {r["id"]: r["sha256"] for r in near_rows}
+        for g in near_groups(ids, hashes, NEAR_DISTANCE):
+            if len({sha_of[i] for i in g}) > 1:
+                report.near_duplicates.append(
+                    {"image_ids": g, "labels": sorted({str(label_of[i]) for i in g})})
+    for r in flag_rows:
+        if r["flags"] & FLAG_DARK:
+            report.dark.append(r["id"])
+        if r["flags"] & FLAG_BRIGHT:
+            report.bright.append(r["id"])
+        if r["flags"] & FLAG_BLURRY:
+            report.blurry.append(r["id"])
+    if stats[0]:
+        means = [float(stats[1]), float(stats[2]), float(stats[3])]
+        sq = [float(stats[4]), float(stats[5]), float(stats[6])]
+        stds = [float(np.sqrt(max(q - m * m, 0.0))) for m, q in zip(means, sq)]
+        if stats[7] == stats[0]:  # every image grayscale: one channel
+            means, stds = means[:1], stds[:1]
+        report.channel_mean = [round(v, 4) for v in means]
+        report.channel_std = [round(v, 4) for v in stds]
+    report.counts = {k: len(getattr(report, k.replace("-", "_"))) for k in
+                     ("skipped", "duplicates", "label_conflicts", "leakage", "near_duplicates",
+                      "dark", "bright", "blurry")}
+    for key in ("skipped", "duplicates", "label_conflicts", "leakage", "near_duplicates",
+                "dark", "bright", "blurry"):
+        setattr(report, key, getattr(report, key)[:max_items])
+    return report
+
+
+def distributions(ws: Workspace, dataset: str, *, limit: int = 20000) -> dict[str, list]:
+    """Per-image width, height, aspect ratio and brightness (a seeded sample of ``limit``)."""
+    ds_id = get_dataset_id(ws, dataset)
+    with ws.db() as conn:
+        n = conn.execute("SELECT COUNT(*) FROM images WHERE dataset_id = ?", (ds_id,)).fetchone()[0]
+        step = max(1, -(-n // limit))
+        rows = conn.execute(
+            "SELECT width, height, brightness, sharpness FROM images WHERE dataset_id = ? "
+            "AND id % ? = 0 ORDER BY id LIMIT ?", (ds_id, step, limit)).fetchall()
+    return {"width": [r[0] for r in rows], "height": [r[1] for r in rows],
+            "aspect": [round(r[0] / r[1], 4) if r[1] else 0.0 for r in rows],
+            "brightness": [r[2] for r in rows if r[2] is not None],
+            "sharpness": [r[3] for r in rows if r[3] is not None]}
