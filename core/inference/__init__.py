@@ -1,0 +1,1 @@
+"""Inference: loading trained models, prediction, export, serving."""
