@@ -58,7 +58,7 @@ def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> DecodedImage:
             fmt = img.format or "?"
             width, height = img.size
             if width * height > max_pixels:
-                raise BadImage(f"image too large: {width}×{height} pixels "
+                raise BadImage(f"image too large (a decompression bomb?): {width}×{height} pixels "
                                f"(limit {max_pixels:,} pixels)")
             source_mode = img.mode
             if getattr(img, "n_frames", 1) > 1:
@@ -69,7 +69,8 @@ def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> DecodedImage:
     except BadImage:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise BadImage(f"decompression bomb: declared size exceeds {max_pixels:,} pixels") from None
+        raise BadImage(f"image too large (a decompression bomb?): its declared size exceeds "
+                       f"{max_pixels:,} pixels") from None
     except _DECODE_ERRORS as exc:
         reason = str(exc) or type(exc).__name__
         if "truncated" in reason.lower():
