@@ -20,6 +20,8 @@ from core.errors import ImageLabError
 COMMAND_MODULES = [
     "core.cli.datasets",
     "core.cli.labels",
+    "core.cli.train",
+    "core.cli.runs",
 ]
 
 EXIT_USER_ERROR = 2

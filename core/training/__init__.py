@@ -1,0 +1,1 @@
+"""Training: config, data path, engine, checkpoints, callbacks, runs and background jobs."""

@@ -1,0 +1,128 @@
+"""Progress as callbacks (as in Lightning): the engine calls them and knows no UI.
+
+- ``RunFiles`` appends to ``metrics.jsonl`` and rewrites ``status.json`` atomically;
+- ``RunDatabase`` keeps the run's row (status, summary metrics) current;
+- ``ConsoleProgress`` prints lines on stderr for the CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from core.store.workspace import Workspace, atomic_write_text
+
+
+class Callback:
+    def on_start(self, info: dict) -> None: ...
+    def on_step(self, m: dict) -> None: ...
+    def on_epoch_end(self, m: dict) -> None: ...
+    def on_checkpoint(self, path: Path, kind: str) -> None: ...
+    def on_end(self, summary: dict) -> None: ...
+
+
+class CallbackList(Callback):
+    def __init__(self, callbacks: list[Callback]):
+        self.callbacks = callbacks
+
+    def _each(self, name: str, *args) -> None:
+        for cb in self.callbacks:
+            getattr(cb, name)(*args)
+
+    def on_start(self, info): self._each("on_start", info)
+    def on_step(self, m): self._each("on_step", m)
+    def on_epoch_end(self, m): self._each("on_epoch_end", m)
+    def on_checkpoint(self, path, kind): self._each("on_checkpoint", path, kind)
+    def on_end(self, summary): self._each("on_end", summary)
+
+
+class RunFiles(Callback):
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+        self.status: dict = {}
+
+    def _write_status(self, **changes) -> None:
+        self.status.update(changes, updated_at=time.time())
+        atomic_write_text(self.run_dir / "status.json", json.dumps(self.status))
+
+    def _append(self, record: dict) -> None:
+        with open(self.run_dir / "metrics.jsonl", "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+    def on_start(self, info: dict) -> None:
+        self._write_status(status="running", message="", **info)
+
+    def on_step(self, m: dict) -> None:
+        self._append({"type": "step", **m})
+        self._write_status(epoch=m["epoch"], step=m["step"], images_per_sec=m["images_per_sec"],
+                           eta_s=m["eta_s"], progress=m["progress"], lr=m["lr"])
+
+    def on_epoch_end(self, m: dict) -> None:
+        self._append({"type": "epoch", **m})
+        self._write_status(epoch=m["epoch"] + 1, step=0, images_per_sec=m["images_per_sec"],
+                           eta_s=m["eta_s"], progress=m["progress"], last=m,
+                           best_val_accuracy=m["best_val_accuracy"])
+
+    def on_end(self, summary: dict) -> None:
+        self._write_status(status=summary["status"], message=summary.get("message", ""),
+                           summary=summary, eta_s=0)
+
+
+class RunDatabase(Callback):
+    def __init__(self, ws: Workspace, run_id: str):
+        self.ws, self.run_id = ws, run_id
+
+    def on_start(self, info: dict) -> None:
+        with self.ws.write() as conn:
+            conn.execute("UPDATE runs SET status='running', pid=?, message='', "
+                         "started_at=COALESCE(started_at, ?) WHERE id=?",
+                         (info.get("pid"), time.time(), self.run_id))
+
+    def on_epoch_end(self, m: dict) -> None:
+        metrics = {k: m[k] for k in ("epoch", "val_accuracy", "val_loss", "train_loss",
+                                     "train_accuracy", "best_val_accuracy", "images_per_sec",
+                                     "seconds")}
+        with self.ws.write() as conn:
+            conn.execute("UPDATE runs SET metrics_json=? WHERE id=?",
+                         (json.dumps(metrics), self.run_id))
+
+    def on_end(self, summary: dict) -> None:
+        with self.ws.write() as conn:
+            conn.execute("UPDATE runs SET status=?, message=?, metrics_json=?, finished_at=? "
+                         "WHERE id=?", (summary["status"], summary.get("message", ""),
+                                        json.dumps(summary.get("metrics", {})), time.time(),
+                                        self.run_id))
+
+
+class ConsoleProgress(Callback):
+    def __init__(self, stream=None, every: float = 2.0):
+        self.stream = stream or sys.stderr
+        self.every, self._last = every, 0.0
+
+    def _print(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    def on_start(self, info: dict) -> None:
+        self._print(f"run {info['run_id']}: {info['arch']} on {info['dataset']} "
+                    f"({info['num_train']} train / {info['num_val']} val images, "
+                    f"{info['image_size']} px, {info['device']}, {info['precision']}), "
+                    f"{info['epochs']} epochs × {info['steps_per_epoch']} steps")
+
+    def on_step(self, m: dict) -> None:
+        if time.monotonic() - self._last < self.every:
+            return
+        self._last = time.monotonic()
+        self._print(f"  epoch {m['epoch'] + 1} step {m['step']}: loss {m['loss']:.4f} "
+                    f"lr {m['lr']:.3g} · {m['images_per_sec']:.0f} img/s · ETA {m['eta_s']:.0f}s")
+
+    def on_epoch_end(self, m: dict) -> None:
+        self._print(f"epoch {m['epoch'] + 1}/{m['epochs']}: train loss {m['train_loss']:.4f} "
+                    f"acc {m['train_accuracy']:.4f} · val loss {m['val_loss']:.4f} "
+                    f"acc {m['val_accuracy']:.4f} · {m['images_per_sec']:.0f} img/s · "
+                    f"{m['seconds']:.1f}s")
+
+    def on_end(self, summary: dict) -> None:
+        self._print(f"run {summary['run_id']} {summary['status']}"
+                    + (f": {summary['message']}" if summary.get("message") else ""))

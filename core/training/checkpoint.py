@@ -1,0 +1,63 @@
+"""Checkpoints: plain dicts of state dicts, saved atomically, loaded with weights_only=True.
+
+``save_checkpoint`` serialises to memory, writes a temp file in the same folder, flushes and
+fsyncs it, then ``os.replace``s it over the old one: a kill mid-save leaves the previous
+checkpoint intact. A full disk raises ``ImageLabError`` and leaves no temp file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from core.errors import ImageLabError
+
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def save_checkpoint(state: dict, path: Path) -> None:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    data = buf.getbuffer()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        tmp = None
+        with contextlib.suppress(OSError):   # make the rename itself durable
+            dfd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+    except OSError as exc:
+        if exc.errno in _NO_SPACE:
+            raise ImageLabError(
+                f"no space left on the disk while saving checkpoint {path.name} "
+                f"({len(data) / 1e6:.1f} MB needed in {path.parent}); free some space and "
+                "resume the run — the previous checkpoint is intact") from None
+        raise
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def load_checkpoint(path: Path, map_location="cpu") -> dict:
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise ImageLabError(f"checkpoint {path} does not exist") from None
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise ImageLabError(f"checkpoint {path} cannot be read: {exc}") from None

@@ -1,0 +1,272 @@
+"""The fast data path: the uint8 tensor cache, labels from the database, batches on the device.
+
+- Pixels come from ``core.data.tensor_cache`` (decoded once per size); labels and splits
+  come from the database (they change), joined on image ids.
+- Small datasets (< 1 GiB decoded) are held whole on the training device, like the CIFAR
+  speed records do; larger ones are read as index slices of the memory-mapped cache.
+- Each epoch's order is a permutation seeded by (seed, epoch), so a resumed run sees the
+  same batches; the weighted sampler draws with replacement from the same kind of seed.
+- ``BatchAugment`` augments whole batches per sample with tensor ops on the device
+  (torchvision.transforms.v2 would draw one set of parameters per call, i.e. per batch).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torchvision.transforms.v2 import functional as TF
+
+from core.data.catalog import get_dataset_id, label_version
+from core.data.tensor_cache import dataset_channels, load_cache, native_size
+from core.errors import ImageLabError
+from core.store.workspace import Workspace
+
+IN_MEMORY_LIMIT = 1 << 30
+
+
+@dataclass
+class DatasetFacts:
+    """What the defaults and the checks need, read from the database only."""
+    dataset: str
+    dataset_id: int
+    native_size: int
+    channels: int
+    class_names: list[str]
+    train_counts: list[int]
+    num_val: int
+    label_version: int
+
+    @property
+    def num_train(self) -> int:
+        return sum(self.train_counts)
+
+    @property
+    def imbalance(self) -> float:
+        return max(self.train_counts) / max(1, min(self.train_counts))
+
+
+def _labelled_rows(conn, ds_id: int):
+    return conn.execute(
+        "SELECT i.id, i.class_id, i.split FROM images i JOIN classes c ON c.id = i.class_id "
+        "WHERE i.dataset_id = ? AND i.excluded = 0 AND c.deleted_at IS NULL ORDER BY i.id",
+        (ds_id,)).fetchall()
+
+
+def _classes(conn, ds_id: int):
+    return conn.execute("SELECT id, name FROM classes WHERE dataset_id = ? AND deleted_at IS NULL "
+                        "ORDER BY position, name", (ds_id,)).fetchall()
+
+
+def dataset_facts(ws: Workspace, dataset: str) -> DatasetFacts:
+    """Counts per class and split, with a clear error for data that cannot be trained on."""
+    ds_id = get_dataset_id(ws, dataset)
+    with ws.db() as conn:
+        classes = _classes(conn, ds_id)
+        rows = _labelled_rows(conn, ds_id)
+        version = label_version(conn, ds_id)
+    names = [c["name"] for c in classes]
+    pos = {c["id"]: k for k, c in enumerate(classes)}
+    train = [0] * len(classes)
+    total = [0] * len(classes)
+    num_val = 0
+    for r in rows:
+        total[pos[r["class_id"]]] += 1
+        if r["split"] == "train":
+            train[pos[r["class_id"]]] += 1
+        elif r["split"] == "val":
+            num_val += 1
+    if len(names) < 2:
+        raise ImageLabError(
+            f"dataset {dataset!r} has {len(names)} class{'es' if len(names) != 1 else ''} "
+            f"({', '.join(names) or 'none'}); a classifier needs at least two — add a class "
+            "and label some images on the Label page")
+    empty = [n for n, t in zip(names, total) if t == 0]
+    if empty:
+        raise ImageLabError(f"class{'es' if len(empty) > 1 else ''} {', '.join(map(repr, empty))} "
+                            f"of dataset {dataset!r} ha{'ve' if len(empty) > 1 else 's'} no "
+                            "labelled images; label some images or delete the class")
+    no_train = [n for n, t in zip(names, train) if t == 0]
+    if no_train:
+        raise ImageLabError(f"class{'es' if len(no_train) > 1 else ''} "
+                            f"{', '.join(map(repr, no_train))} of dataset {dataset!r} "
+                            "ha{} no images in the train split".format(
+                                "ve" if len(no_train) > 1 else "s"))
+    if num_val == 0:
+        raise ImageLabError(f"dataset {dataset!r} has no labelled validation images; "
+                            "re-split it so the val split has some")
+    with ws.db() as conn:
+        channels = dataset_channels(ws, ds_id)
+    return DatasetFacts(dataset, ds_id, native_size(ws, ds_id), channels, names, train,
+                        num_val, version)
+
+
+@dataclass
+class Split:
+    pixels: object             # torch uint8 (N,C,H,W) on the device, or a numpy memmap
+    rows: np.ndarray           # rows of ``pixels`` in this split (for the memmap case)
+    labels: torch.Tensor       # int64 on the device
+    in_memory: bool
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def batch(self, idx: torch.Tensor, device: torch.device) -> torch.Tensor:
+        """uint8 images ``idx`` (positions within the split) on ``device``."""
+        if self.in_memory:
+            return self.pixels.index_select(0, idx.to(self.pixels.device))
+        rows = self.rows[idx.cpu().numpy()]
+        order = np.argsort(rows)            # sorted reads are faster on a memmap
+        data = np.empty((len(rows),) + self.pixels.shape[1:], np.uint8)
+        data[order] = self.pixels[rows[order]]
+        return torch.from_numpy(data).to(device, non_blocking=True)
+
+
+@dataclass
+class TrainingData:
+    train: Split
+    val: Split
+    class_names: list[str]
+    channels: int
+    size: int
+    mean: list[float]
+    std: list[float]
+    fingerprint: str           # images, labels and splits used: a resume must match it
+    label_version: int
+    train_counts: list[int] = field(default_factory=list)
+
+
+def load_training_data(ws: Workspace, dataset: str, size: int, device: torch.device,
+                       progress=None) -> TrainingData:
+    facts = dataset_facts(ws, dataset)
+    cache = load_cache(ws, dataset, size, progress=progress)
+    with ws.db() as conn:
+        classes = _classes(conn, facts.dataset_id)
+        rows = _labelled_rows(conn, facts.dataset_id)
+    pos = {c["id"]: k for k, c in enumerate(classes)}
+    where = {int(i): k for k, i in enumerate(cache.image_ids)}
+    h = hashlib.sha1(("|".join(facts.class_names) + f"@{size}").encode())
+    split_rows = {"train": ([], []), "val": ([], [])}
+    for r in rows:
+        if r["split"] in split_rows and int(r["id"]) in where:
+            split_rows[r["split"]][0].append(where[int(r["id"])])
+            split_rows[r["split"]][1].append(pos[r["class_id"]])
+            h.update(f"{r['id']}:{pos[r['class_id']]}:{r['split']};".encode())
+    in_memory = cache.pixels.nbytes <= IN_MEMORY_LIMIT
+    splits = {}
+    for name, (idx, labels) in split_rows.items():
+        idx = np.asarray(idx, dtype=np.int64)
+        lab = torch.as_tensor(labels, dtype=torch.int64, device=device)
+        if in_memory:
+            pix = torch.from_numpy(np.ascontiguousarray(cache.pixels[idx])).to(device)
+            splits[name] = Split(pix, idx, lab, True)
+        else:
+            splits[name] = Split(cache.pixels, idx, lab, False)
+    mean, std = _channel_stats(cache.pixels, split_rows["train"][0])
+    return TrainingData(splits["train"], splits["val"], facts.class_names, cache.channels, size,
+                        mean, std, h.hexdigest(), facts.label_version, facts.train_counts)
+
+
+def _channel_stats(pixels, rows: list[int], limit: int = 10_000) -> tuple[list[float], list[float]]:
+    rows = np.sort(np.asarray(rows[:: max(1, len(rows) // limit)], dtype=np.int64))
+    x = torch.from_numpy(np.ascontiguousarray(pixels[rows])).float().div_(255)
+    mean = x.mean((0, 2, 3))
+    std = x.std((0, 2, 3)).clamp_min(1e-3)
+    return [round(float(v), 5) for v in mean], [round(float(v), 5) for v in std]
+
+
+def epoch_order(n: int, epoch: int, seed: int, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """The epoch's sample order (CPU int64): a permutation, or weighted draws with replacement."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    if weights is None:
+        return torch.randperm(n, generator=g)
+    return torch.multinomial(weights, n, replacement=True, generator=g)
+
+
+def sample_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Per-sample weights that make every class equally likely (weighted sampler)."""
+    counts = torch.bincount(labels.cpu(), minlength=num_classes).clamp_min(1).double()
+    return (1.0 / counts)[labels.cpu()]
+
+
+def class_weights(counts: list[int]) -> torch.Tensor:
+    """Loss weights inversely proportional to class frequency, averaging 1."""
+    c = torch.tensor(counts, dtype=torch.float32).clamp_min(1)
+    w = c.sum() / (len(counts) * c)
+    return w / w.mean()
+
+
+class BatchAugment:
+    """Per-sample augmentation of a whole uint8 batch on its device; returns normalised floats.
+
+    One ``affine_grid``/``grid_sample`` pass does translate or random-resized-crop, flip and
+    rotation together; colour jitter is per-sample brightness, contrast and saturation.
+    """
+
+    def __init__(self, cfg, mean: list[float], std: list[float], channels: int):
+        self.crop, self.translate, self.scale = cfg.crop, cfg.translate, cfg.crop_scale
+        self.flip, self.rotation, self.jitter = bool(cfg.flip), float(cfg.rotation or 0), \
+            float(cfg.color_jitter or 0)
+        self.normalize, self.mean, self.std = cfg.normalize, mean, std
+        self.channels = channels
+
+    @property
+    def geometric(self) -> bool:
+        return (self.crop == "translate" and self.translate > 0) or \
+            (self.crop == "resized_crop" and self.scale < 1) or self.flip or self.rotation > 0
+
+    def __call__(self, batch: torch.Tensor, generator: torch.Generator | None,
+                 train: bool = True) -> torch.Tensor:
+        x = batch.float().div_(255)
+        if train:
+            if self.geometric:
+                x = self._affine(x, generator)
+            if self.jitter > 0:
+                x = self._jitter(x, generator)
+        if self.normalize:
+            x = TF.normalize(x, self.mean, self.std)
+        return x
+
+    def _rand(self, n: int, g, device) -> torch.Tensor:
+        return torch.rand(n, generator=g, device=device)
+
+    def _affine(self, x: torch.Tensor, g) -> torch.Tensor:
+        n, dev = x.shape[0], x.device
+        scale = torch.ones(n, device=dev)
+        tx, ty = torch.zeros(n, device=dev), torch.zeros(n, device=dev)
+        if self.crop == "translate":
+            tx = (self._rand(n, g, dev) * 2 - 1) * 2 * self.translate
+            ty = (self._rand(n, g, dev) * 2 - 1) * 2 * self.translate
+        elif self.crop == "resized_crop":
+            area = self.scale + (1 - self.scale) * self._rand(n, g, dev)
+            scale = area.sqrt()
+            room = 1 - scale
+            tx = (self._rand(n, g, dev) * 2 - 1) * room
+            ty = (self._rand(n, g, dev) * 2 - 1) * room
+        angle = (self._rand(n, g, dev) * 2 - 1) * self.rotation * torch.pi / 180 \
+            if self.rotation > 0 else torch.zeros(n, device=dev)
+        flip = torch.where(self._rand(n, g, dev) < 0.5, -1.0, 1.0) if self.flip \
+            else torch.ones(n, device=dev)
+        cos, sin = angle.cos() * scale, angle.sin() * scale
+        theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1),
+                             torch.stack([sin * flip, cos, ty], 1)], 1)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        pad = "zeros" if self.channels == 1 else "reflection"
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode=pad, align_corners=False)
+
+    def _jitter(self, x: torch.Tensor, g) -> torch.Tensor:
+        n, dev, j = x.shape[0], x.device, self.jitter
+        shape = (n, 1, 1, 1)
+        b = (1 + (self._rand(n, g, dev) * 2 - 1) * j).view(shape)
+        c = (1 + (self._rand(n, g, dev) * 2 - 1) * j).view(shape)
+        x = x * b
+        mean = x.mean((1, 2, 3), keepdim=True)
+        x = (x - mean) * c + mean
+        if self.channels == 3:
+            s = (1 + (self._rand(n, g, dev) * 2 - 1) * j).view(shape)
+            gray = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
+            x = (x - gray) * s + gray
+        return x.clamp_(0, 1)

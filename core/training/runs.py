@@ -1,0 +1,167 @@
+"""Runs: a row in the ``runs`` table plus a folder ``runs/<id>/``.
+
+The folder holds ``config.json`` (the resolved ``TrainConfig``), ``classes.json``,
+``status.json`` (rewritten atomically), ``metrics.jsonl`` (appended), ``log.txt`` (the
+process's output), ``last.pt`` and ``best.pt``, and ``STOP`` while a stop is requested.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.device import cpu_has_fast_bf16, pick_device
+from core.errors import ImageLabError, NotFoundError
+from core.store.workspace import Workspace, atomic_write_text
+from core.training.config import TrainConfig, resolve_config
+from core.training.data import dataset_facts
+
+FINAL = ("finished", "stopped", "failed")
+
+
+@dataclass
+class Run:
+    id: str
+    dataset: str | None
+    status: str
+    config: dict
+    metrics: dict
+    label_version: int | None
+    pid: int | None
+    message: str
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    folder: Path
+
+    def to_dict(self) -> dict:
+        d = dict(self.__dict__)
+        d["folder"] = str(self.folder)
+        return d
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+
+
+def run_folder(ws: Workspace, run_id: str) -> Path:
+    return ws.runs_dir / run_id
+
+
+def device_bf16(device_type: str) -> bool:
+    import torch
+    if device_type.startswith("cuda"):
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return device_type == "cpu" and cpu_has_fast_bf16()
+
+
+def prepare_config(ws: Workspace, cfg: TrainConfig) -> TrainConfig:
+    """Validate the dataset and fill the automatic options."""
+    facts = dataset_facts(ws, cfg.dataset)
+    device = pick_device(cfg.device)
+    cfg = resolve_config(cfg, facts, device.split(":")[0], device_bf16(device.split(":")[0]))
+    if cfg.batch_size > facts.num_train:
+        raise ImageLabError(f"batch size {cfg.batch_size} is larger than the {facts.num_train} "
+                            f"training images of {cfg.dataset!r}; choose at most {facts.num_train}")
+    return cfg
+
+
+def create_run(ws: Workspace, cfg: TrainConfig, *, status: str = "queued", name: str = "") -> Run:
+    """Resolve ``cfg``, then write the run folder and its row. Returns the new run."""
+    cfg = prepare_config(ws, cfg)
+    facts = dataset_facts(ws, cfg.dataset)
+    run_id = new_run_id()
+    folder = run_folder(ws, run_id)
+    folder.mkdir(parents=True)
+    atomic_write_text(folder / "config.json", cfg.to_json())
+    atomic_write_text(folder / "classes.json", json.dumps(facts.class_names))
+    atomic_write_text(folder / "status.json", json.dumps(
+        {"status": status, "epoch": 0, "epochs": cfg.epochs, "updated_at": time.time()}))
+    with ws.write() as conn:
+        conn.execute("INSERT INTO runs (id, dataset_id, kind, name, status, config_json, "
+                     "label_version, created_at) VALUES (?, ?, 'train', ?, ?, ?, ?, ?)",
+                     (run_id, facts.dataset_id, name, status, cfg.to_json(), facts.label_version,
+                      time.time()))
+    return get_run(ws, run_id)
+
+
+def get_run(ws: Workspace, run_id: str) -> Run:
+    with ws.db() as conn:
+        r = conn.execute("SELECT r.*, d.name AS dataset FROM runs r LEFT JOIN datasets d "
+                         "ON d.id = r.dataset_id WHERE r.id = ?", (run_id,)).fetchone()
+    if r is None:
+        raise NotFoundError(f"unknown run {run_id!r}; see `python -m core runs list`")
+    return _to_run(ws, r)
+
+
+def list_runs(ws: Workspace, limit: int = 50, dataset: str | None = None) -> list[Run]:
+    sql = ("SELECT r.*, d.name AS dataset FROM runs r LEFT JOIN datasets d ON d.id = r.dataset_id "
+           + ("WHERE d.name = ? " if dataset else "") + "ORDER BY r.created_at DESC LIMIT ?")
+    with ws.db() as conn:
+        rows = conn.execute(sql, ((dataset,) if dataset else ()) + (limit,)).fetchall()
+    return [_to_run(ws, r) for r in rows]
+
+
+def _to_run(ws: Workspace, r) -> Run:
+    return Run(r["id"], r["dataset"], r["status"], json.loads(r["config_json"] or "{}"),
+               json.loads(r["metrics_json"] or "{}"), r["label_version"], r["pid"], r["message"],
+               r["created_at"], r["started_at"], r["finished_at"], run_folder(ws, r["id"]))
+
+
+def set_status(ws: Workspace, run_id: str, status: str, message: str = "",
+               pid: int | None = None) -> None:
+    """Set a run's status in the database and in ``status.json``."""
+    now = time.time()
+    with ws.write() as conn:
+        conn.execute("UPDATE runs SET status=?, message=?, pid=COALESCE(?, pid), "
+                     "finished_at=CASE WHEN ? IN ('finished','stopped','failed') THEN ? "
+                     "ELSE finished_at END WHERE id=?",
+                     (status, message, pid, status, now, run_id))
+    folder = run_folder(ws, run_id)
+    st = read_status(folder)
+    st.update(status=status, message=message, updated_at=now)
+    atomic_write_text(folder / "status.json", json.dumps(st))
+
+
+def read_status(folder: Path) -> dict:
+    try:
+        return json.loads((folder / "status.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def read_metrics(folder: Path) -> list[dict]:
+    """Every record of ``metrics.jsonl`` (a torn last line is skipped)."""
+    out = []
+    try:
+        with open(folder / "metrics.jsonl") as fh:
+            for line in fh:
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    pass
+    except OSError:
+        pass
+    return out
+
+
+def read_log(folder: Path, lines: int = 40) -> str:
+    try:
+        with open(folder / "log.txt", "rb") as fh:
+            fh.seek(0, 2)
+            size = fh.tell()
+            fh.seek(max(0, size - 64_000))
+            text = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def load_run_config(folder: Path) -> TrainConfig:
+    try:
+        return TrainConfig.from_dict(json.loads((folder / "config.json").read_text()))
+    except (OSError, ValueError) as exc:
+        raise ImageLabError(f"run folder {folder} has no readable config.json ({exc})") from None

@@ -1,0 +1,199 @@
+"""The engine on real sample images: CLI summary, checkpoints, stop/resume determinism,
+and a clear message for every kind of bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from core.data.ingest import DatasetWriter
+from core.errors import ImageLabError
+from core.training.callbacks import Callback
+from core.training.checkpoint import load_checkpoint
+from core.training.config import TrainConfig
+from core.training.engine import STOP_FILE, train_run
+from core.training.runs import create_run, get_run, read_metrics, read_status
+from tests.conftest import REPO, python_env
+
+TINY = dict(dataset="digits", image_size=8, epochs=2, batch_size=64, threads=1)
+
+
+def cli(home, *args, check=True):
+    proc = subprocess.run([sys.executable, "-m", "core", *args], cwd=REPO, env=python_env(home),
+                          capture_output=True, text=True, timeout=300)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_cli_train_prints_progress_and_one_json_summary(sample_workspace):
+    proc = cli(sample_workspace.root, "train", "--dataset", "digits", "--image-size", "8",
+               "--epochs", "3", "--threads", "1", "--json")
+    summary = json.loads(proc.stdout)                   # stdout is exactly one JSON document
+    assert summary["status"] == "finished"
+    m = summary["metrics"]
+    assert m["epochs"] == 3 and m["seconds"] > 0
+    assert m["val_accuracy"] > 0.5, m                  # 10 classes: chance is 0.1
+    assert "epoch 3/3" in proc.stderr
+    run = get_run(sample_workspace, summary["run_id"])
+    assert run.status == "finished" and run.dataset == "digits"
+    assert run.label_version is not None and run.label_version > 0
+    assert run.metrics["val_accuracy"] == pytest.approx(m["val_accuracy"])
+    for name in ("config.json", "classes.json", "status.json", "metrics.jsonl", "last.pt", "best.pt"):
+        assert (run.folder / name).exists(), name
+    assert json.loads((run.folder / "classes.json").read_text()) == [str(i) for i in range(10)]
+    epochs = [r for r in read_metrics(run.folder) if r["type"] == "epoch"]
+    assert [e["epoch"] for e in epochs] == [0, 1, 2]
+    assert all(e["images_per_sec"] > 0 for e in epochs)
+    ckpt = load_checkpoint(run.folder / "best.pt")
+    assert ckpt["epoch"] == 3 and ckpt["class_names"][0] == "0"
+
+
+def test_cli_user_errors_exit_2_with_one_line(sample_workspace):
+    proc = cli(sample_workspace.root, "train", "--dataset", "digits", "--batch-size", "5000",
+               "--json", check=False)
+    assert proc.returncode == 2
+    assert "larger than the 1259 training images" in json.loads(proc.stdout)["error"]
+    proc = cli(sample_workspace.root, "train", "--dataset", "nope", check=False)
+    assert proc.returncode == 2 and "unknown dataset 'nope'" in proc.stderr
+
+
+def test_yaml_config_with_flag_overrides(sample_workspace, tmp_path):
+    from core.cli.main import build_parser
+    from core.cli.train import config_from_args
+    path = tmp_path / "c.yaml"
+    path.write_text("dataset: digits\narch: keras-mnist\nepochs: 5\nlr: 0.01\nflip: true\n")
+    args = build_parser().parse_args(["train", "--config", str(path), "--epochs", "2"])
+    cfg = config_from_args(args)
+    assert (cfg.arch, cfg.epochs, cfg.lr, cfg.flip) == ("keras-mnist", 2, 0.01, True)
+    path.write_text("dataset: digits\nepochz: 5\n")
+    with pytest.raises(ImageLabError, match="unknown training option.*epochz"):
+        config_from_args(build_parser().parse_args(["train", "--config", str(path)]))
+
+
+def test_defaults_adapt_to_the_dataset(sample_workspace):
+    mnist = create_run(sample_workspace, TrainConfig(dataset="mnist-5k")).config
+    shapes = create_run(sample_workspace, TrainConfig(dataset="shapes")).config
+    assert mnist["image_size"] == 28 and shapes["image_size"] == 32
+    assert mnist["flip"] is False and mnist["rotation"] > 0       # digits are never mirrored
+    assert shapes["flip"] is True and shapes["color_jitter"] > 0
+    assert mnist["batch_size"] > shapes["batch_size"]
+    assert shapes["epochs"] >= mnist["epochs"]                      # fewer images, more passes
+    assert mnist["precision"] in ("bf16", "fp32")
+
+
+class StopAt(Callback):
+    """Writes the run's STOP file at a given step, as `runs stop` would."""
+
+    def __init__(self, folder, epoch, step):
+        self.folder, self.epoch, self.step = folder, epoch, step
+
+    def on_step(self, m):
+        if (m["epoch"], m["step"]) == (self.epoch, self.step):
+            (self.folder / STOP_FILE).write_text("stop")
+
+
+def _weights(folder):
+    return load_checkpoint(folder / "last.pt")["model"]
+
+
+def test_stop_then_resume_reaches_the_same_weights_as_an_uninterrupted_run(sample_workspace):
+    ws = sample_workspace
+    cfg = TrainConfig(**TINY, deterministic=True, log_every=1, rotation=10.0, flip=True,
+                      color_jitter=0.2, arch="compact")
+    straight = create_run(ws, cfg)
+    assert train_run(ws, straight.id)["status"] == "finished"
+
+    broken = create_run(ws, cfg)
+    stopped = train_run(ws, broken.id, callbacks=[StopAt(broken.folder, 1, 5)])
+    assert stopped["status"] == "stopped" and "resume" in stopped["message"]
+    ckpt = load_checkpoint(broken.folder / "last.pt")
+    assert (ckpt["epoch"], ckpt["step"]) == (1, 5)             # exactly at the step boundary
+    assert get_run(ws, broken.id).status == "stopped"
+    assert read_status(broken.folder)["status"] == "stopped"
+    assert not (broken.folder / STOP_FILE).exists()
+
+    resumed = train_run(ws, broken.id, resume=True)
+    assert resumed["status"] == "finished" and resumed["metrics"]["epochs"] == 2
+    a, b = _weights(straight.folder), _weights(broken.folder)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k                     # bitwise equal
+    assert resumed["metrics"]["val_accuracy"] == pytest.approx(
+        get_run(ws, straight.id).metrics["val_accuracy"])
+
+
+def test_nan_loss_stops_the_run_and_says_so(sample_workspace):
+    run = create_run(sample_workspace, TrainConfig(**{**TINY, "epochs": 3}, optimizer="sgd",
+                                                   lr=90.0, precision="fp32", label_smoothing=0,
+                                                   log_every=1, arch="keras-mnist"))
+    with pytest.raises(ImageLabError, match="loss became (nan|inf)"):
+        train_run(sample_workspace, run.id)
+    run = get_run(sample_workspace, run.id)
+    assert run.status == "failed" and "lower learning rate" in run.message
+    assert read_status(run.folder)["status"] == "failed"
+
+
+def _make_dataset(ws, name, labels):
+    """A small real dataset made of sample digit images, with the given labels."""
+    from sklearn.datasets import load_digits
+    images = load_digits().images
+    with DatasetWriter(ws, name, "test", build_cache=False) as w:
+        for k, label in enumerate(labels):
+            w.add_array((images[k] * 16).astype(np.uint8), original_name=f"{k}.png", label=label)
+        w.commit()
+
+
+def test_bad_datasets_get_clear_messages(sample_workspace):
+    ws = sample_workspace
+    _make_dataset(ws, "one-class", ["cat"] * 40)
+    with pytest.raises(ImageLabError, match="at least two"):
+        create_run(ws, TrainConfig(dataset="one-class"))
+    from core.labels.classes import add_class
+    add_class(ws, "digits", "eleven")
+    with pytest.raises(ImageLabError, match="'eleven' of dataset 'digits' has no labelled images"):
+        create_run(ws, TrainConfig(dataset="digits"))
+    with pytest.raises(ImageLabError, match="larger than the 420 training images"):
+        create_run(ws, TrainConfig(dataset="shapes", batch_size=1000))
+
+
+def test_resume_with_a_changed_dataset_is_refused(sample_workspace):
+    ws = sample_workspace
+    run = create_run(ws, TrainConfig(**TINY, log_every=1))
+    assert train_run(ws, run.id, callbacks=[StopAt(run.folder, 0, 3)])["status"] == "stopped"
+    from core.labels.relabel import relabel_image
+    with ws.db() as conn:
+        image_id, = conn.execute("SELECT i.id FROM images i JOIN classes c ON c.id = i.class_id "
+                                 "JOIN datasets d ON d.id = i.dataset_id WHERE d.name='digits' "
+                                 "AND i.split='train' AND c.name='3' LIMIT 1").fetchone()
+    relabel_image(ws, "digits", image_id, "8", expected="3")
+    with pytest.raises(ImageLabError, match="changed since this run started"):
+        train_run(ws, run.id, resume=True)
+
+
+def test_full_disk_while_saving_keeps_the_old_checkpoint(tmp_path):
+    # A real write failure: the file-size limit makes the kernel refuse the write (EFBIG).
+    script = f"""
+import resource, torch
+from pathlib import Path
+from core.training.checkpoint import save_checkpoint, load_checkpoint
+from core.errors import ImageLabError
+path = Path({str(tmp_path)!r}) / "last.pt"
+save_checkpoint({{"w": torch.ones(10)}}, path)
+resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+try:
+    save_checkpoint({{"w": torch.zeros(1_000_000)}}, path)
+except ImageLabError as exc:
+    print("ERROR", exc)
+print("KEPT", load_checkpoint(path)["w"].sum().item())
+"""
+    out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True,
+                         timeout=120)
+    assert "ERROR no space left on the disk while saving checkpoint last.pt" in out.stdout, out
+    assert "KEPT 10.0" in out.stdout
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]   # no temp file left behind
