@@ -47,3 +47,28 @@ def python_env(home: Path) -> dict:
     env["IMAGELAB_HOME"] = str(home)
     env["PYTHONPATH"] = str(REPO)
     return env
+
+
+@pytest.fixture(scope="session")
+def _trained_master(_samples_master, tmp_path_factory):
+    """The sample workspace plus one small finished digits run (trained for real)."""
+    from core.training.config import TrainConfig
+    from core.training.engine import train_run
+    from core.training.runs import create_run
+    root = tmp_path_factory.mktemp("trained") / "ws"
+    shutil.copytree(_samples_master, root)
+    ws = open_workspace(root)
+    run = create_run(ws, TrainConfig(dataset="digits", image_size=8, epochs=4, batch_size=64))
+    summary = train_run(ws, run.id)
+    assert summary["status"] == "finished", summary
+    return root, run.id
+
+
+@pytest.fixture
+def trained_workspace(_trained_master, tmp_path, monkeypatch):
+    """A private copy of the trained workspace; returns (workspace, run id)."""
+    master, run_id = _trained_master
+    root = tmp_path / "ws"
+    shutil.copytree(master, root)
+    monkeypatch.setenv("IMAGELAB_HOME", str(root))
+    return open_workspace(root), run_id

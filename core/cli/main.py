@@ -18,6 +18,7 @@ import sys
 from core.errors import ImageLabError
 
 COMMAND_MODULES = [
+    "core.cli.evaluate",
     "core.cli.datasets",
     "core.cli.labels",
     "core.cli.train",
@@ -58,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _report_error(args, "interrupted")
         return 130
+    except BrokenPipeError:  # e.g. piped into `head`: not an error of ours
+        return 0
 
 
 def _report_error(args, message: str) -> None:

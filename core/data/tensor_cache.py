@@ -166,3 +166,11 @@ def _read_meta(folder: Path) -> dict | None:
 
 def drop_cache(ws: Workspace, dataset_id: int) -> None:
     shutil.rmtree(ws.cache_dir / str(dataset_id), ignore_errors=True)
+
+
+def image_to_array(img: Image.Image, size: int, channels: int) -> np.ndarray:
+    """One decoded image exactly as the cache stores it (C×size×size uint8).
+
+    Inference uses this so a demo image goes through the same resize as training data.
+    """
+    return _to_array(img, size, "L" if channels == 1 else "RGB")

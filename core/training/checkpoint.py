@@ -11,6 +11,8 @@ import contextlib
 import errno
 import io
 import os
+import pickle
+import zipfile
 import tempfile
 from pathlib import Path
 
@@ -59,5 +61,8 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
         return torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise ImageLabError(f"checkpoint {path} does not exist") from None
-    except (RuntimeError, EOFError, OSError) as exc:
-        raise ImageLabError(f"checkpoint {path} cannot be read: {exc}") from None
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError,
+            zipfile.BadZipFile) as exc:
+        # Not a checkpoint, a torn file, or pickled code that weights_only refuses to run.
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ImageLabError(f"checkpoint {path} cannot be read: {first}") from None

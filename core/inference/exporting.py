@@ -1,0 +1,34 @@
+"""Export a run's model: pick real check images from its dataset, export, verify, bundle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from core.data.tensor_cache import load_cache
+from core.evaluation.evaluate import _run_dataset
+from core.errors import ImageLabError
+from core.inference.export import DEFAULT_TOLERANCE, ExportResult, export_model, write_bundle
+from core.inference.predictor import load_run_model
+from core.store.workspace import Workspace
+
+CHECK_IMAGES = 32
+
+
+def export_run(ws: Workspace, run_id: str, fmt: str, out: Path, *,
+               tolerance: float = DEFAULT_TOLERANCE) -> ExportResult:
+    lm = load_run_model(ws, run_id)
+    dataset = _run_dataset(ws, run_id)
+    if dataset is None:
+        raise ImageLabError(f"run {run_id}'s dataset no longer exists: no real images to check "
+                            "the export against")
+    cache = load_cache(ws, dataset, lm.image_size)
+    pick = np.linspace(0, len(cache) - 1, min(CHECK_IMAGES, len(cache))).astype(np.int64)
+    inputs = lm.to_tensor(np.asarray(cache.pixels[pick]))
+    import copy
+    model = copy.deepcopy(lm.model)  # never touch the (possibly shared) loaded model
+    result = export_model(model, fmt, Path(out), inputs, tolerance=tolerance)
+    bundle = Path(out).with_name(Path(out).stem + "-bundle.zip")
+    write_bundle(result, bundle, classes=lm.classes, preprocessing=lm.preprocessing)
+    return result

@@ -1,0 +1,156 @@
+"""Load a finished run's model and predict on images, exactly as it was trained.
+
+``load_run_model`` reads ``runs/<id>/best.pt`` (or ``last.pt``) with
+``weights_only=True``, rebuilds the architecture from the checkpoint's config,
+and returns a ``LoadedModel`` in ``eval()`` mode. ``LoadedModel.preprocess``
+applies the same decode, resize and normalisation as the training cache, and
+``predict`` returns probabilities (temperature-scaled when the run has a fitted
+temperature in ``calibration.json``).
+
+A ``LoadedModel`` is never mutated after loading, so one instance can be shared
+by every session of the dashboard (``st.cache_resource``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from core.data.decode import BadImage, decode_image
+from core.data.tensor_cache import image_to_array
+from core.errors import ImageLabError, NotFoundError
+from core.store.workspace import Workspace
+
+
+@dataclass
+class LoadedModel:
+    model: torch.nn.Module
+    run_id: str
+    arch: str
+    classes: list[str]
+    image_size: int
+    channels: int
+    mean: list[float]
+    std: list[float]
+    normalize: bool
+    checkpoint: Path
+    temperature: float = 1.0
+    num_parameters: int = 0
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def preprocessing(self) -> dict:
+        """JSON-able description of the input pipeline (for export bundles)."""
+        return {"image_size": self.image_size, "channels": self.channels,
+                "resize": "squash to image_size×image_size, bilinear",
+                "scale": "pixels / 255",
+                "mean": self.mean if self.normalize else [0.0] * self.channels,
+                "std": self.std if self.normalize else [1.0] * self.channels}
+
+    def to_tensor(self, arrays: np.ndarray) -> torch.Tensor:
+        """uint8 N×C×H×W → the float tensor the model takes."""
+        x = torch.from_numpy(np.ascontiguousarray(arrays)).float().div_(255.0)
+        if self.normalize:
+            mean = torch.tensor(self.mean).view(1, -1, 1, 1)
+            std = torch.tensor(self.std).view(1, -1, 1, 1)
+            x = (x - mean) / std
+        return x
+
+    def preprocess(self, images: list[Image.Image]) -> torch.Tensor:
+        return self.to_tensor(np.stack([image_to_array(img, self.image_size, self.channels)
+                                        for img in images]))
+
+    def logits(self, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        outs = []
+        with torch.inference_mode():
+            for i in range(0, len(x), batch_size):
+                outs.append(self.model(x[i:i + batch_size]).float())
+        return torch.cat(outs) if outs else torch.zeros(0, len(self.classes))
+
+    def predict(self, images: list[Image.Image], calibrated: bool = True) -> np.ndarray:
+        logits = self.logits(self.preprocess(images))
+        t = self.temperature if calibrated else 1.0
+        return torch.softmax(logits / t, dim=1).numpy()
+
+
+def checkpoint_path(ws: Workspace, run_id: str, which: str = "best") -> Path:
+    folder = ws.runs_dir / run_id
+    if not folder.is_dir():
+        raise NotFoundError(f"unknown run {run_id!r}; see `python -m core runs list`")
+    for name in ((f"{which}.pt",) if which != "best" else ("best.pt", "last.pt")):
+        if (folder / name).exists():
+            return folder / name
+    raise ImageLabError(f"run {run_id} has no checkpoint yet (it has not finished an epoch)")
+
+
+def load_run_model(ws: Workspace, run_id: str, which: str = "best") -> LoadedModel:
+    from core.models import create_model
+    from core.training.checkpoint import load_checkpoint
+
+    path = checkpoint_path(ws, run_id, which)
+    ckpt = load_checkpoint(path)
+    try:
+        cfg = ckpt["config"]
+        classes = list(ckpt["class_names"])
+        mean, std = list(ckpt["mean"]), list(ckpt["std"])
+        state = ckpt["model"]
+    except (KeyError, TypeError):
+        raise ImageLabError(f"{path} is not an ImageLab training checkpoint") from None
+    channels = len(mean)
+    model = create_model(cfg["arch"], len(classes), channels, int(cfg["image_size"]))
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ImageLabError(f"checkpoint {path} does not match its architecture: {exc}") from None
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return LoadedModel(model, run_id, cfg["arch"], classes, int(cfg["image_size"]), channels,
+                       mean, std, bool(cfg.get("normalize", True)), path,
+                       temperature=read_temperature(ws.runs_dir / run_id),
+                       num_parameters=sum(p.numel() for p in model.parameters()),
+                       meta={"epoch": ckpt.get("epoch"), "label_version": ckpt.get("label_version"),
+                             "best_val_accuracy": ckpt.get("best_val_accuracy")})
+
+
+def read_temperature(run_folder: Path) -> float:
+    try:
+        t = float(json.loads((run_folder / "calibration.json").read_text())["temperature"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 1.0
+    return t if np.isfinite(t) and t > 0 else 1.0
+
+
+def decode_for_prediction(data: bytes) -> Image.Image:
+    """Bytes from an upload, a camera or a URL → an upright L/RGB image, or a clear error."""
+    try:
+        return decode_image(data).image
+    except BadImage as exc:
+        raise ImageLabError(f"not a usable image: {exc}") from None
+
+
+@dataclass
+class Prediction:
+    top: list[tuple[str, float]]     # (class, probability), best first
+    probabilities: list[float]
+    label: str                       # the best class, or "unknown" below the threshold
+    confident: bool
+    seconds: float
+
+
+def predict_one(lm: LoadedModel, img: Image.Image, *, top_k: int = 5,
+                threshold: float = 0.0) -> Prediction:
+    t0 = time.perf_counter()
+    probs = lm.predict([img])[0]
+    seconds = time.perf_counter() - t0
+    order = np.argsort(-probs)[:top_k]
+    top = [(lm.classes[i], float(probs[i])) for i in order]
+    confident = top[0][1] >= threshold
+    return Prediction(top, probs.tolist(), top[0][0] if confident else "unknown", confident,
+                      seconds)
