@@ -1,14 +1,40 @@
-"""Label: not built yet; the page says so plainly."""
+"""Label: fix labels where they are found, with history and undo.
 
-from dashboard.setup import not_built_yet, page_setup
+Classes · Gallery (filter, select, bulk edit, image detail) · Queue (unlabelled
+images, one key per class) · History (undo, revert) · Review (suspected errors).
+"""
+
 import streamlit as st
 
-page_setup("Label", "🏷️")
+from core.data.catalog import dataset_info, list_datasets
+from dashboard import labelling as ui
+from dashboard.setup import page_setup
+
+ws = page_setup("Label", "🏷️")
 st.title("Label")
-not_built_yet("The label editor", [
-    "add, rename, merge and delete classes",
-    "relabel one image, or many at once from a filtered selection",
-    "work through the unlabelled queue with a big button and a keyboard key per class",
-    "see the history of every label, undo the last action, revert to any point",
-    "review suspected label errors ranked by a trained model",
-])
+
+datasets = [d.name for d in list_datasets(ws)]
+if not datasets:
+    st.info("No datasets yet: import one on the Data page first.")
+    st.stop()
+
+top1, top2 = st.columns([2, 3])
+dataset = top1.selectbox("Dataset", datasets, key="label_dataset")
+info = dataset_info(ws, dataset)
+top2.caption(f"{info.num_images:,} images · {len(info.classes)} classes · "
+             f"{sum(info.unlabelled.values()):,} unlabelled · {info.excluded:,} excluded · "
+             f"label version {info.label_version}")
+
+ui.show_flash()
+mode = st.radio("Mode", ["Gallery", "Queue", "Classes", "History", "Review"], horizontal=True,
+                key="label_mode", label_visibility="collapsed")
+if mode == "Gallery":
+    ui.gallery(ws, dataset)
+elif mode == "Queue":
+    ui.unlabelled_queue(ws, dataset)
+elif mode == "Classes":
+    ui.class_manager(ws, dataset)
+elif mode == "History":
+    ui.history_view(ws, dataset)
+else:
+    ui.review_queue(ws, dataset)

@@ -1,0 +1,165 @@
+"""The Label page under Streamlit's AppTest, on real sample workspaces."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.labels import history as H
+from core.labels import relabel as R
+from core.labels.selection import ImageFilter, find_images, matching_labels
+from core.store.workspace import open_workspace
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def _small_master(tmp_path_factory):
+    from core.data.samples import import_sample
+    root = tmp_path_factory.mktemp("labelpage") / "ws"
+    ws = open_workspace(root)
+    import_sample(ws, "sample:digits")
+    import_sample(ws, "sample:shapes", count=600, size=32)
+    return root
+
+
+@pytest.fixture
+def ws(_small_master, tmp_path, monkeypatch):
+    root = tmp_path / "ws"
+    shutil.copytree(_small_master, root)
+    monkeypatch.setenv("IMAGELAB_HOME", str(root))
+    monkeypatch.setenv("IMAGELAB_USER", "tester")
+    return open_workspace(root)
+
+
+def label_page(mode: str = "Gallery", dataset: str = "digits") -> AppTest:
+    at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=60)
+    at.run()
+    at.switch_page("pages/2_Label.py")
+    at.run()
+    if dataset != "digits":
+        at.selectbox(key="label_dataset").select(dataset).run()
+    if mode != "Gallery":
+        at.radio(key="label_mode").set_value(mode).run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def texts(at) -> str:
+    return "\n".join(str(e.value) for kind in ("success", "warning", "error", "info")
+                     for e in getattr(at, kind))
+
+
+def label_of(ws, image_id):
+    with ws.db() as conn:
+        row = conn.execute("SELECT c.name FROM images i LEFT JOIN classes c ON c.id = i.class_id "
+                           "WHERE i.id = ?", (image_id,)).fetchone()
+    return row[0]
+
+
+def test_gallery_pick_and_bulk_relabel_then_undo_in_history(ws):
+    at = label_page()
+    at.selectbox(key="gal_class").select("3").run()
+    first = find_images(ws, "digits", ImageFilter(label="3"), limit=2)
+    at.checkbox(key=f"gal_pick_{first[0].id}").check().run()
+    at.checkbox(key=f"gal_pick_{first[1].id}").check().run()
+    at.selectbox(key="bulk_label").select("8").run()
+    at.button(key="bulk_set").click().run()
+    assert not at.exception
+    assert "2 images set to 8" in texts(at)
+    assert [label_of(ws, i.id) for i in first] == ["8", "8"]
+    # select all matching a filter: class 5 in the val split
+    at.selectbox(key="gal_class").select("5").run()
+    at.selectbox(key="gal_split").select("val").run()
+    expected = matching_labels(ws, "digits", ImageFilter(label="5", split="val"))
+    at.checkbox(key="gal_all").check().run()
+    assert at.button(key="bulk_set").label == f"Set label of {len(expected)} images"
+    at.selectbox(key="bulk_label").select("(unlabelled)").run()
+    at.button(key="bulk_set").click().run()
+    assert all(label_of(ws, i) is None for i in expected)
+    at.radio(key="label_mode").set_value("History").run()
+    assert at.button(key="undo_last").label.startswith("Undo #")
+    table = at.table[0].value
+    assert table.iloc[0]["kind"] == "bulk_relabel" and table.iloc[0]["who"] == "tester"
+    at.button(key="undo_last").click().run()
+    assert not at.exception and "Undone" in texts(at)
+    assert all(label_of(ws, i) == "5" for i in expected)
+    assert [label_of(ws, i.id) for i in first] == ["8", "8"]
+
+
+def test_detail_view_fixes_one_label_and_a_stale_tab_gets_a_conflict(ws):
+    at = label_page()
+    img = find_images(ws, "digits", limit=1)[0]
+    at.selectbox(key="detail_id").select(img.id).run()
+    at.selectbox(key=f"detail_label_{img.id}").select("7").run()
+    # Meanwhile another tab changes the same image.
+    R.relabel_image(ws, "digits", img.id, "1", expected=img.label)
+    at.button(key="detail_save").click().run()
+    assert "Conflict" in texts(at) and "'1'" in texts(at)
+    assert label_of(ws, img.id) == "1"
+    # Now the page shows the new label; saving works.
+    at.selectbox(key=f"detail_label_{img.id}").select("7").run()
+    at.button(key="detail_save").click().run()
+    assert "is now 7" in texts(at)
+    assert label_of(ws, img.id) == "7"
+    events = H.label_history(ws, "digits", image_id=img.id)
+    assert [(e.old_label, e.new_label) for e in events[:2]] == [("1", "7"), (img.label, "1")]
+
+
+def test_queue_buttons_have_shortcuts_and_auto_advance(ws):
+    ids = sorted(find_images(ws, "shapes", limit=4), key=lambda i: i.id)
+    R.set_label(ws, "shapes", {i.id: i.label for i in ids}, None)
+    at = label_page("Queue", "shapes")
+    buttons = sorted((b for b in at.button if b.key and b.key.startswith("queue_btn_")),
+                     key=lambda b: int(b.key.rsplit("_", 1)[1]))
+    assert len(buttons) == 6
+    shortcuts = [b.proto.shortcut for b in buttons]
+    assert shortcuts == ["1", "2", "3", "4", "5", "6"]
+    assert at.button(key="queue_next").proto.shortcut.lower() in ("left", "right", "arrowright")
+    circle = next(b for b in buttons if b.label.startswith("circle"))
+    circle.click().run()
+    assert label_of(ws, ids[0].id) == "circle"
+    assert f"#{ids[1].id}" in at.text[0].value      # advanced to the next unlabelled image
+    at.button(key="queue_prev").click().run()
+    assert f"#{ids[0].id}" in at.text[0].value      # previous goes back to the labelled one
+    at.toggle(key="queue_auto").set_value(False).run()
+    at.button(key="queue_next").click().run()
+    sq = next(b for b in at.button if b.key and b.key.startswith("queue_btn_") and b.label.startswith("square"))
+    sq.click().run()
+    assert label_of(ws, ids[1].id) == "square"
+    assert f"#{ids[1].id}" in at.text[0].value      # stayed
+
+
+def test_digit_classes_use_their_own_keys():
+    from dashboard.labelling import shortcut_keys
+    assert shortcut_keys([str(d) for d in range(10)]) == [str(d) for d in range(10)]
+    assert shortcut_keys(["cat", "dog"]) == ["1", "2"]
+    assert shortcut_keys(["a", "c"]) == ["1", "2"]     # C is Streamlit's own
+
+
+def test_class_manager_and_html_names_render_as_text(ws):
+    at = label_page("Classes", "shapes")
+    at.text_input(key="cls_add_name").input("<script>alert(1)</script>").run()
+    at.text_input(key="cls_add_desc").input("<b>bold?</b>").run()
+    at.button(key="cls_add").click().run()
+    assert not at.exception and "Class added" in texts(at)
+    table = at.table[0].value
+    assert "<script>alert(1)</script>" in list(table.index)
+    assert table.loc["<script>alert(1)</script>", "description"] == "<b>bold?</b>"
+    at.selectbox(key="cls_merge_src").select("hexagon").run()
+    at.selectbox(key="cls_merge_dst").select("<script>alert(1)</script>").run()
+    at.button(key="cls_merge").click().run()
+    table = at.table[0].value
+    assert "hexagon" not in list(table.index)
+    assert table.loc["<script>alert(1)</script>", "images"] > 0
+    # the queue shows it as a literal (escaped) button label
+    R.set_label(ws, "shapes", {find_images(ws, "shapes", limit=1)[0].id:
+                               find_images(ws, "shapes", limit=1)[0].label}, None)
+    at.radio(key="label_mode").set_value("Queue").run()
+    assert any("\\<script\\>" in b.label for b in at.button)
+
+
+def test_review_without_runs_says_what_is_needed(ws):
+    at = label_page("Review")
+    assert any("finished training run" in i.value for i in at.info)
