@@ -1,13 +1,15 @@
-"""Data: pick a dataset, see its balance and a gallery; prepare built-in samples."""
+"""Data: import from any source, then explore a dataset — balance, quality, gallery."""
 
 import streamlit as st
 
 from core.data.catalog import dataset_info, list_datasets
-from core.data.gallery import image_page
+from core.data.quality import distributions, import_history, quality_report
 from core.data.samples import SAMPLES, import_sample
 from core.errors import ImageLabError
+from dashboard.data_sources import import_panel, import_report
 from dashboard.figures import class_balance_figure
-from dashboard.gallery import thumbnail_grid
+from dashboard.gallery import paged_gallery
+from dashboard.quality import distributions_figure, quality_section, split_composition_figure
 from dashboard.setup import page_setup
 
 ws = page_setup("Data", "🗂️")
@@ -28,15 +30,22 @@ with st.sidebar:
             st.success(f"Imported {report.added} images into {report.name!r}.")
         except ImageLabError as exc:
             st.error(str(exc))
-    st.caption("Import from folders, archives, URLs, SQL, torchvision datasets, uploads "
-               "and the webcam is not built yet.")
 
 datasets = list_datasets(ws)
+names = [d.name for d in datasets]
+with st.expander("Import images", expanded=not datasets):
+    import_panel(ws, names)
+if "data_last_report" in st.session_state:
+    import_report(st.session_state["data_last_report"])
+    datasets = list_datasets(ws)
+    names = [d.name for d in datasets]
+
 if not datasets:
-    st.info("No datasets yet: import a built-in sample from the sidebar.")
+    st.info("No datasets yet: import images above, or a built-in sample from the sidebar.")
     st.stop()
 
-names = [d.name for d in datasets]
+if st.session_state.get("data_dataset") not in names:
+    st.session_state["data_dataset"] = names[0]
 name = st.selectbox("Dataset", names, key="data_dataset")
 info = dataset_info(ws, name)
 
@@ -45,12 +54,18 @@ c1.metric("Images", f"{info.num_images:,}")
 c2.metric("Classes", len(info.classes))
 c3.metric("Unlabelled", sum(info.unlabelled.values()))
 c4.metric("Label version", info.label_version)
-st.plotly_chart(class_balance_figure(info.per_class), key="balance")
+b1, b2 = st.columns([2, 1])
+b1.plotly_chart(class_balance_figure(info.per_class), key="balance")
+b2.plotly_chart(split_composition_figure(info.splits, info.unlabelled), key="splits")
 
 st.subheader("Gallery")
-f1, f2 = st.columns(2)
-label = f1.selectbox("Class", ["(all)"] + info.classes, key="gallery_class")
-split = f2.selectbox("Split", ["(all)", "train", "val", "test"], key="gallery_split")
-rows = image_page(ws, name, label=None if label == "(all)" else label,
-                  split=None if split == "(all)" else split, limit=32)
-thumbnail_grid(rows)
+paged_gallery(ws, name, info.classes)
+
+st.subheader("Quality")
+quality_section(quality_report(ws, name))
+st.plotly_chart(distributions_figure(distributions(ws, name)), key="distributions")
+history = import_history(ws, name)
+if history:
+    with st.expander(f"Import history ({len(history)})"):
+        st.table([{"source": h["source"], "added": h["added"], "skipped": len(h["skipped"]),
+                   "notes": len(h["notes"])} for h in history])

@@ -31,11 +31,31 @@ class ImageRow:
         return d
 
 
+QUALITY_FILTERS = ("duplicate", "near-duplicate", "dark", "bright", "blurry", "label conflict",
+                   "leakage")
+
+
 def image_page(ws: Workspace, dataset: str, *, label: str | None = None, split: str | None = None,
-               after_id: int = 0, limit: int = 48) -> list[ImageRow]:
-    """Up to ``limit`` images with id > ``after_id``; ``label=""`` means unlabelled."""
+               flag: str | None = None, after_id: int = 0, limit: int = 48) -> list[ImageRow]:
+    """Up to ``limit`` images with id > ``after_id``; ``label=""`` means unlabelled.
+
+    ``flag`` is one of ``QUALITY_FILTERS``. Content flags are a stored bit field;
+    "label conflict" and "leakage" depend on current labels and splits, so they are
+    looked up live (restricted to images that share their content hash).
+    """
+    from core.data.quality import FLAGS
     ds_id = get_dataset_id(ws, dataset)
     where, params = ["i.dataset_id = ?", "i.id > ?"], [ds_id, after_id]
+    if flag in FLAGS:
+        where.append("(i.flags & ?) != 0")
+        params.append(FLAGS[flag])
+    elif flag in ("label conflict", "leakage"):
+        column = "COALESCE(j.class_id, -1)" if flag == "label conflict" else "j.split"
+        mine = "COALESCE(i.class_id, -1)" if flag == "label conflict" else "i.split"
+        where.append(f"(i.flags & 1) != 0 AND EXISTS (SELECT 1 FROM images j WHERE "
+                     f"j.dataset_id = i.dataset_id AND j.sha256 = i.sha256 AND {column} != {mine})")
+    elif flag is not None:
+        raise ValueError(f"unknown quality filter {flag!r}")
     if label == "":
         where.append("i.class_id IS NULL")
     elif label is not None:
@@ -52,3 +72,20 @@ def image_page(ws: Workspace, dataset: str, *, label: str | None = None, split: 
     return [ImageRow(r["id"], r["original_name"], r["label"], r["split"], r["width"], r["height"],
                      bool(r["excluded"]), thumbnail_path(ws.thumbs_dir, r["sha256"]))
             for r in rows]
+
+
+def image_detail(ws: Workspace, image_id: int) -> dict:
+    """Everything known about one image, with its file path and flag names."""
+    from core.data.quality import FLAGS
+    with ws.db() as conn:
+        r = conn.execute("SELECT i.*, c.name AS label, d.name AS dataset FROM images i "
+                         "JOIN datasets d ON d.id = i.dataset_id "
+                         "LEFT JOIN classes c ON c.id = i.class_id WHERE i.id = ?",
+                         (image_id,)).fetchone()
+    if r is None:
+        from core.errors import NotFoundError
+        raise NotFoundError(f"no image with id {image_id}")
+    d = dict(r)
+    d["file"] = str(ws.resolve(r["path"]))
+    d["flag_names"] = [name for name, bit in FLAGS.items() if (r["flags"] or 0) & bit]
+    return d

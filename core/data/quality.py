@@ -228,3 +228,19 @@ def distributions(ws: Workspace, dataset: str, *, limit: int = 20000) -> dict[st
             "aspect": [round(r[0] / r[1], 4) if r[1] else 0.0 for r in rows],
             "brightness": [r[2] for r in rows if r[2] is not None],
             "sharpness": [r[3] for r in rows if r[3] is not None]}
+
+
+def import_history(ws: Workspace, dataset: str, limit: int = 10) -> list[dict]:
+    """The dataset's latest import reports, newest first (they outlive the browser tab)."""
+    import json
+    ds_id = get_dataset_id(ws, dataset)
+    with ws.db() as conn:
+        rows = conn.execute("SELECT id, source, added, report_json, created_at FROM import_reports "
+                            "WHERE dataset_id = ? ORDER BY id DESC LIMIT ?", (ds_id, limit)).fetchall()
+    out = []
+    for r in rows:
+        body = json.loads(r["report_json"])
+        out.append({"id": r["id"], "source": r["source"], "added": r["added"],
+                    "created_at": r["created_at"], "skipped": body.get("skipped", []),
+                    "notes": body.get("notes", [])})
+    return out

@@ -1,0 +1,88 @@
+"""The Data page in AppTest: imports through the source tabs, the report, the gallery
+with its filters and paging, the quality report."""
+
+from __future__ import annotations
+
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import REPO
+from tests.core.data.corpus import jpeg_bytes, png_bytes, write_imagefolder, zip_with
+
+
+def data_page() -> AppTest:
+    at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=120)
+    at.run()
+    at.switch_page("pages/1_Data.py")
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def test_upload_an_archive_then_see_report_gallery_and_quality(workspace, tmp_path):
+    entries = [(f"pets/{c}/{i}.png", png_bytes(k)) for k, (c, i) in
+               enumerate((c, i) for c in ("cat", "dog") for i in range(20))]
+    entries += [("pets/cat/broken.png", b"not a png"), ("../escape.png", png_bytes(99)),
+                ("pets/dog/copy.png", png_bytes(0))]
+    z = zip_with(tmp_path / "pets.zip", entries)
+    at = data_page()
+    assert any("No datasets yet" in i.value for i in at.info)
+    at.radio(key="up_kind").set_value("an archive").run()
+    at.file_uploader(key="up_archive").upload("pets.zip", z.read_bytes(), "application/zip")
+    at.text_input(key="up_t_name").input("pets")
+    at.run()
+    at.button(key="up_go").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert any("Imported 41 images into 'pets'" in s.value for s in at.success)
+    assert any("2 file(s) skipped" in w.value for w in at.warning)
+    skipped = at.table[0].value
+    assert set(skipped["file"]) == {"pets.zip:pets/cat/broken.png", "pets.zip:../escape.png"}
+    assert at.selectbox(key="data_dataset").value == "pets"
+    assert at.metric[0].value == "41"
+    assert len(at.get("image")) == 32  # the first gallery page
+    at.button(key="gallery_next").click().run()
+    assert len(at.get("image")) == 9
+    at.selectbox(key="gallery_flag").select("duplicate").run()
+    assert len(at.get("image")) == 2  # the copy and its original, back on page 1
+    at.selectbox(key="gallery_flag").select("label conflict").run()
+    assert len(at.get("image")) == 2
+    detail = at.selectbox(key="gallery_detail")
+    detail.set_value(int(detail.options[1].split()[0].lstrip("#"))).run()
+    assert len(at.get("image")) == 3  # the detail view adds the full image
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Duplicates"] == "1" and metrics["Two labels"] == "1"
+    assert metrics["Corrupt / skipped"] == "2"
+    assert "brightness" in at.get("plotly_chart")[-1].proto.spec
+
+
+def test_folder_path_tab_appends_and_webcam_adds_a_shot(workspace, tmp_path):
+    src = tmp_path / "flowers"
+    write_imagefolder(src, classes=("rose", "tulip"), per_class=3)
+    at = data_page()
+    at.text_input(key="src_path").input(str(src))
+    at.text_input(key="src_path_t_name").input("flowers")
+    at.run()
+    at.button(key="src_path_go").click().run()
+    assert not at.exception
+    assert any("Imported 6 images into 'flowers'" in s.value for s in at.success)
+    at.run()
+    at.radio(key="cam_t_mode").set_value("an existing dataset").run()
+    at.selectbox(key="cam_t_existing").select("flowers").run()
+    at.selectbox(key="cam_cls").select("tulip").run()
+    at.camera_input(key="cam_shot").upload("shot.jpg", jpeg_bytes(3))
+    at.run()
+    at.button(key="cam_go").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert any("Imported 1 images into 'flowers' (7 in total)" in s.value for s in at.success)
+    assert at.metric[0].value == "7"
+
+
+def test_bad_sources_give_a_clear_message(workspace, tmp_path):
+    at = data_page()
+    at.text_input(key="src_path").input(str(tmp_path / "missing"))
+    at.text_input(key="src_path_t_name").input("x")
+    at.run()
+    at.button(key="src_path_go").click().run()
+    assert not at.exception
+    assert any("not found" in e.value for e in at.error)
+    at.button(key="src_tv_go").click().run()
+    assert not at.exception
