@@ -187,6 +187,11 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX label_reviews_by_image ON label_reviews(dataset_id, image_id);
     """,
+    # 4 (data): (dataset_id, id) order for the unfiltered gallery's keyset paging, so a
+    # page never sorts the whole dataset.
+    """
+    CREATE INDEX images_by_dataset ON images(dataset_id);
+    """,
 ]
 
 
