@@ -33,8 +33,8 @@ def _row(run) -> dict:
     m = run.metrics or {}
     acc = m.get("val_accuracy")
     return {"run_id": run.id, "dataset": run.dataset, "arch": run.config.get("arch"),
-            "status": run.status, "epochs": f"{m.get('epoch', -1) + 1 if 'epoch' in m else 0}"
-            f"/{run.config.get('epochs')}", "val_accuracy": None if acc is None else round(acc, 4),
+            "status": run.status, "epochs": f"{m.get('epochs', 0)}/{run.config.get('epochs')}",
+            "val_accuracy": None if acc is None else round(acc, 4),
             "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(run.created_at)),
             "message": run.message.splitlines()[0] if run.message else ""}
 

@@ -84,6 +84,7 @@ class RunDatabase(Callback):
         metrics = {k: m[k] for k in ("epoch", "val_accuracy", "val_loss", "train_loss",
                                      "train_accuracy", "best_val_accuracy", "images_per_sec",
                                      "seconds")}
+        metrics["epochs"] = m["epoch"] + 1
         with self.ws.write() as conn:
             conn.execute("UPDATE runs SET metrics_json=? WHERE id=?",
                          (json.dumps(metrics), self.run_id))
