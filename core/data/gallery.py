@@ -56,18 +56,31 @@ def image_page(ws: Workspace, dataset: str, *, label: str | None = None, split: 
                      f"j.dataset_id = i.dataset_id AND j.sha256 = i.sha256 AND {column} != {mine})")
     elif flag is not None:
         raise ValueError(f"unknown quality filter {flag!r}")
+    index = "images_by_dataset"
     if label == "":
         where.append("i.class_id IS NULL")
+        index = "images_by_class"
     elif label is not None:
-        where.append("c.name = ?")
-        params.append(label)
+        with ws.db() as conn:
+            row = conn.execute("SELECT id FROM classes WHERE dataset_id = ? AND name = ? "
+                               "AND deleted_at IS NULL", (ds_id, label)).fetchone()
+        if row is None:
+            return []
+        where.append("i.class_id = ?")
+        params.append(int(row[0]))
+        index = "images_by_class"
     if split is not None:
         where.append("i.split = ?")
         params.append(split)
+        if index == "images_by_dataset":
+            index = "images_by_split"
+    # INDEXED BY keeps the planner on an index ordered by (filter columns, id): the page
+    # is a range scan that stops after ``limit`` rows, never a sort of the whole dataset.
     with ws.db() as conn:
         rows = conn.execute(
             f"SELECT i.id, i.original_name, c.name AS label, i.split, i.width, i.height, "
-            f"i.excluded, i.sha256 FROM images i LEFT JOIN classes c ON c.id = i.class_id "
+            f"i.excluded, i.sha256 FROM images i INDEXED BY {index} "
+            f"LEFT JOIN classes c ON c.id = i.class_id "
             f"WHERE {' AND '.join(where)} ORDER BY i.id LIMIT ?", (*params, limit)).fetchall()
     return [ImageRow(r["id"], r["original_name"], r["label"], r["split"], r["width"], r["height"],
                      bool(r["excluded"]), thumbnail_path(ws.thumbs_dir, r["sha256"]))

@@ -122,6 +122,7 @@ class DatasetWriter:
         self._next_index = 0
         self._keep: dict[str, Image.Image] = {}
         self._keep_bytes = 0
+        self._dirs: set = set()
         self._started = time.perf_counter()
         self._committed = False
         if append:
@@ -212,7 +213,9 @@ class DatasetWriter:
         ext = _EXT.get(decoded.format, "img")
         rel = f"{self._batch_rel}/{index // 1000:04d}/{index % 1000:03d}-{sha[:12]}.{ext}"
         target = self.ws.root / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.parent not in self._dirs:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._dirs.add(target.parent)
         with open(target, "wb") as fh:
             fh.write(data)
         write_thumbnail(self.ws.thumbs_dir, sha, decoded.image)
