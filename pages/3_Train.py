@@ -1,13 +1,54 @@
-"""Train: not built yet; the page says so plainly."""
+"""Train: pick a dataset and a model, set options, press Train, watch the run live.
 
-from dashboard.setup import not_built_yet, page_setup
+Runs are background processes; everything shown is read from the workspace, so a reload
+or another tab sees the same runs.
+"""
+
 import streamlit as st
 
-page_setup("Train", "🏋️")
+from core.data.catalog import list_datasets
+from core.errors import ImageLabError
+from core.training import jobs
+from dashboard.run_view import live_run, run_picker, runs_table
+from dashboard.setup import page_setup
+from dashboard.training import augmentation_preview, epoch_estimate, options_form
+
+ws = page_setup("Train", "🏋️")
 st.title("Train")
-not_built_yet("Training", [
-    "choose a dataset, a model preset and the device",
-    "set epochs, batch size, learning rate and augmentation on sliders",
-    "start, stop and resume runs that keep going when you close the tab",
-    "watch live loss and accuracy curves",
-])
+st.caption("Defaults adapt to the dataset: press **Train** for a strong model, or tune below. "
+           "Runs keep going when you close the tab.")
+
+datasets = [d.name for d in list_datasets(ws)]
+if not datasets:
+    st.info("The workspace has no datasets yet: import one on the Data page.")
+    st.page_link("pages/1_Data.py", label="Go to Data")
+    st.stop()
+
+left, right = st.columns([2, 3], gap="large")
+with left:
+    st.subheader("Setup")
+    dataset = st.selectbox("Dataset", datasets, key="train_dataset")
+    cfg = options_form(ws, dataset)
+    if cfg is not None:
+        epoch_estimate(ws, cfg)
+        if st.button("Train", type="primary", key="train_start", width="stretch"):
+            try:
+                run = jobs.start_run(ws, cfg)
+                st.session_state["train_watch"] = run.id
+                st.toast(f"Run {run.id} {run.status}.")
+            except ImageLabError as exc:
+                st.error(str(exc))
+
+with right:
+    if cfg is not None:
+        with st.expander("Augmentation preview", expanded=False):
+            augmentation_preview(ws, cfg)
+    st.subheader("Run")
+    run_id = run_picker(ws)
+    if run_id:
+        live_run(ws, run_id)
+    else:
+        st.caption("No runs yet. Press **Train** to start one.")
+
+st.subheader("Runs")
+runs_table(ws)
