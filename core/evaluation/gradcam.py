@@ -76,3 +76,17 @@ def _jet(v: np.ndarray) -> np.ndarray:
     g = np.clip(1.5 - np.abs(4 * v - 2), 0, 1)
     b = np.clip(1.5 - np.abs(4 * v - 1), 0, 1)
     return np.stack([r, g, b], axis=-1) * 255
+
+
+def explain(lm, img, class_index: int | None = None, opacity: float = 0.5,
+            display: int = 192) -> tuple[np.ndarray, int]:
+    """Grad-CAM overlay of a PIL image for a ``LoadedModel``, upscaled to ``display`` px.
+
+    Returns (RGB uint8 overlay, the class index explained).
+    """
+    from PIL import Image
+    x = lm.preprocess([img])
+    cam, cls = grad_cam(lm.model, x, class_index)
+    shown = img.convert("RGB").resize((display, display), Image.Resampling.NEAREST
+                                      if max(img.size) < display else Image.Resampling.BILINEAR)
+    return overlay(np.asarray(shown), cam, opacity), cls

@@ -139,3 +139,15 @@ def screenshot(page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+@pytest.fixture
+def trained_server(_trained_master, tmp_path):
+    """A fresh streamlit server on a copy of the workspace with one finished run."""
+    master, run_id = _trained_master
+    home = tmp_path / "ws"
+    shutil.copytree(master, home)
+    srv = StreamlitServer(home).start()
+    srv.run_id = run_id
+    yield srv
+    srv.stop()

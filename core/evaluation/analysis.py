@@ -1,0 +1,93 @@
+"""Error analysis on stored evaluations: confusion cells, top losses, confused pairs,
+and run comparison. Plain data in, plain data out, for the Evaluate page and tests."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from core.store.workspace import Workspace
+
+
+def most_confused_pairs(matrix: list[list[int]], labels: list[str], n: int = 20) -> list[dict]:
+    """Off-diagonal cells by count, largest first: {true, predicted, count, share of the row}."""
+    cm = np.asarray(matrix)
+    rows = cm.sum(axis=1)
+    pairs = [{"true": labels[i], "predicted": labels[j], "count": int(cm[i, j]),
+              "share": float(cm[i, j] / rows[i]) if rows[i] else 0.0}
+             for i in range(len(labels)) for j in range(len(labels)) if i != j and cm[i, j] > 0]
+    return sorted(pairs, key=lambda p: (-p["count"], -p["share"]))[:n]
+
+
+def cell_images(preds: dict, labels: list[str], true: str, predicted: str,
+                limit: int = 48) -> list[dict]:
+    """Images whose true class is ``true`` and prediction ``predicted``, most confident first."""
+    t, p = labels.index(true), labels.index(predicted)
+    probs = preds["probs"]
+    pred = probs.argmax(axis=1)
+    idx = np.where((preds["y_true"] == t) & (pred == p))[0]
+    idx = idx[np.argsort(-probs[idx, p])][:limit]
+    return [_row(preds, labels, int(i)) for i in idx]
+
+
+def top_losses(preds: dict, labels: list[str], n: int = 16, only_wrong: bool = False) -> list[dict]:
+    loss = preds["loss"]
+    idx = np.argsort(-loss)
+    if only_wrong:
+        idx = [i for i in idx if preds["probs"][i].argmax() != preds["y_true"][i]]
+    return [_row(preds, labels, int(i)) for i in list(idx)[:n]]
+
+
+def _row(preds: dict, labels: list[str], i: int) -> dict:
+    probs = preds["probs"][i]
+    y = int(preds["y_true"][i])
+    p = int(probs.argmax())
+    return {"image_id": int(preds["image_ids"][i]), "true": labels[y], "predicted": labels[p],
+            "p_predicted": float(probs[p]), "p_true": float(probs[y]),
+            "loss": float(preds["loss"][i])}
+
+
+def compare_runs(ws: Workspace, run_ids: list[str]) -> dict:
+    """Hyperparameters and final metrics side by side; ``differs`` lists the keys that vary."""
+    rows = []
+    with ws.db() as conn:
+        for run_id in run_ids:
+            r = conn.execute("SELECT r.id, r.name, r.status, r.config_json, r.metrics_json, "
+                             "r.label_version, d.name AS dataset FROM runs r LEFT JOIN datasets d "
+                             "ON d.id = r.dataset_id WHERE r.id = ?", (run_id,)).fetchone()
+            if r is None:
+                continue
+            cfg = json.loads(r["config_json"] or "{}")
+            metrics = json.loads(r["metrics_json"] or "{}")
+            row = {"run": r["id"], "name": r["name"], "dataset": r["dataset"], "status": r["status"],
+                   "label_version": r["label_version"]}
+            row.update({k: v for k, v in cfg.items() if k != "dataset"})
+            row.update({f"metric:{k}": v for k, v in metrics.items()
+                        if isinstance(v, (int, float))})
+            rows.append(row)
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    differs = [k for k in keys if k != "run" and len({json.dumps(row.get(k), default=str)
+                                                       for row in rows}) > 1]
+    return {"rows": rows, "columns": keys, "differs": differs}
+
+
+def image_records(ws: Workspace, image_ids: list[int]) -> dict[int, dict]:
+    """Current file, thumbnail, label and split of each image (labels may have changed)."""
+    from core.data.thumbnails import thumbnail_path
+    if not image_ids:
+        return {}
+    out: dict[int, dict] = {}
+    with ws.db() as conn:
+        for start in range(0, len(image_ids), 500):
+            chunk = [int(i) for i in image_ids[start:start + 500]]
+            marks = ",".join("?" * len(chunk))
+            for r in conn.execute(
+                    f"SELECT i.id, i.path, i.sha256, i.split, i.excluded, i.original_name, "
+                    f"c.name AS label FROM images i LEFT JOIN classes c ON c.id = i.class_id "
+                    f"WHERE i.id IN ({marks})", chunk):
+                out[r["id"]] = {"path": ws.resolve(r["path"]), "label": r["label"],
+                                "thumb": thumbnail_path(ws.thumbs_dir, r["sha256"]),
+                                "split": r["split"], "excluded": bool(r["excluded"]),
+                                "original_name": r["original_name"]}
+    return out

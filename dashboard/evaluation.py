@@ -1,0 +1,92 @@
+"""Evaluate page pieces: figures for confusion, ROC/PR, reliability and run curves."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+from core.evaluation.metrics import normalise_rows
+
+
+def confusion_figure(matrix: list[list[int]], labels: list[str], normalised: bool = False,
+                     order: list[int] | None = None) -> go.Figure:
+    """Clickable confusion matrix: one square marker per cell (a Heatmap returns no selection).
+
+    Each point carries ``customdata = [true, predicted, count]`` for the click handler.
+    """
+    cm = np.asarray(matrix)
+    order = order if order is not None else list(range(len(labels)))
+    cm = cm[np.ix_(order, order)]
+    names = [labels[i] for i in order]
+    shown = normalise_rows(cm) if normalised else cm.astype(float)
+    peak = shown.max() if shown.size and shown.max() > 0 else 1.0
+    xs, ys, colours, texts, custom = [], [], [], [], []
+    for i, t in enumerate(names):
+        for j, p in enumerate(names):
+            xs.append(p)
+            ys.append(t)
+            colours.append(shown[i, j] / peak)
+            texts.append(f"{shown[i, j]:.2f}" if normalised else str(int(cm[i, j])))
+            custom.append([t, p, int(cm[i, j])])
+    n = len(names)
+    size = max(6, min(48, int(560 / max(n, 1))))
+    fig = go.Figure(go.Scatter(
+        x=xs, y=ys, mode="markers+text" if n <= 25 else "markers",
+        marker=dict(symbol="square", size=size, color=colours, colorscale="Blues", cmin=0, cmax=1,
+                    line=dict(width=0.5, color="#ccc")),
+        text=texts, textfont=dict(size=max(8, min(14, size // 3))), customdata=custom,
+        hovertemplate="true %{customdata[0]} → predicted %{customdata[1]}: "
+                      "%{customdata[2]} images<extra></extra>"))
+    side = max(360, min(900, 40 + size * n * 1.15))
+    fig.update_layout(height=side, width=side + 80, margin=dict(l=10, r=10, t=30, b=10),
+                      xaxis=dict(title="predicted", type="category", side="top",
+                                 categoryorder="array", categoryarray=names),
+                      yaxis=dict(title="true", type="category", autorange="reversed",
+                                 categoryarray=names, categoryorder="array"),
+                      clickmode="event+select", dragmode=False)
+    return fig
+
+
+def curve_figure(curves: dict, x_key: str, y_key: str, title: str, x_title: str, y_title: str,
+                 score_key: str, diagonal: bool = False) -> go.Figure:
+    fig = go.Figure()
+    for name, c in curves.items():
+        if not c:
+            continue
+        fig.add_scatter(x=c[x_key], y=c[y_key], mode="lines",
+                        name=f"{name} ({score_key.split('_')[0]} {c[score_key]:.3f})")
+    if diagonal:
+        fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="grey"),
+                        showlegend=False)
+    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, height=380,
+                      margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def reliability_figure(calibrated: dict, uncalibrated: dict | None = None) -> go.Figure:
+    fig = go.Figure()
+    for name, cal in (("calibrated", calibrated), ("raw", uncalibrated)):
+        if not cal:
+            continue
+        bins = [b for b in cal["bins"] if b["count"]]
+        fig.add_scatter(x=[b["confidence"] for b in bins], y=[b["accuracy"] for b in bins],
+                        mode="lines+markers", name=f"{name} (ECE {cal['ece']:.3f})",
+                        text=[f"{b['count']} images" for b in bins])
+    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="grey"),
+                    name="perfect")
+    fig.update_layout(title="Reliability", xaxis_title="confidence", yaxis_title="accuracy",
+                      height=380, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def run_curves_figure(histories: dict[str, list[dict]], key: str, title: str) -> go.Figure:
+    """Overlay one per-epoch metric of several runs."""
+    fig = go.Figure()
+    for run_id, records in histories.items():
+        pts = [(r["epoch"], r[key]) for r in records if key in r and "epoch" in r]
+        if pts:
+            fig.add_scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers",
+                            name=run_id)
+    fig.update_layout(title=title, xaxis_title="epoch", height=340,
+                      margin=dict(l=10, r=10, t=40, b=10))
+    return fig

@@ -1,0 +1,101 @@
+"""Evaluate page widgets: the per-class table, cell selection, fixing images, Grad-CAM."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+from PIL import Image
+
+from core.errors import ImageLabError
+from core.evaluation.analysis import image_records
+from core.evaluation.gradcam import explain
+from core.labels.relabel import relabel, set_excluded
+from dashboard.auth import current_user
+from dashboard.models import loaded_model
+
+
+def per_class_table(report: dict) -> None:
+    df = pd.DataFrame(report["per_class"]).sort_values("f1")
+    st.dataframe(df, hide_index=True, key="per_class", column_config={
+        "precision": st.column_config.ProgressColumn("precision", min_value=0, max_value=1,
+                                                     format="%.3f"),
+        "recall": st.column_config.ProgressColumn("recall", min_value=0, max_value=1,
+                                                  format="%.3f"),
+        "f1": st.column_config.ProgressColumn("F1", min_value=0, max_value=1, format="%.3f"),
+    })
+
+
+def selected_cell(event, pairs: list[dict], labels: list[str]) -> tuple[str, str] | None:
+    """The clicked confusion cell, else the pair picked from the most-confused list."""
+    points = (event or {}).get("selection", {}).get("points", []) if event else []
+    if points and points[0].get("customdata"):
+        true, predicted = points[0]["customdata"][:2]
+        return str(true), str(predicted)
+    options = [None] + [(p["true"], p["predicted"]) for p in pairs]
+    choice = st.selectbox("…or pick a confused pair", options, key="cm_pair",
+                          format_func=lambda o: "—" if o is None else
+                          f"true {o[0]} → predicted {o[1]} "
+                          f"({next(p['count'] for p in pairs if (p['true'], p['predicted']) == o)})")
+    return choice
+
+
+def fix_images_panel(ws, dataset: str, rows: list[dict], labels: list[str], key: str) -> None:
+    """Thumbnails with their probabilities, and relabel / exclude for the chosen ones."""
+    if not rows:
+        st.caption("No images in this cell.")
+        return
+    records = image_records(ws, [r["image_id"] for r in rows])
+    cols = st.columns(8)
+    for k, r in enumerate(rows):
+        rec = records.get(r["image_id"])
+        with cols[k % 8]:
+            if rec and rec["thumb"].exists():
+                st.image(str(rec["thumb"]), width="stretch")
+            st.caption(f"#{r['image_id']} · label {rec['label'] if rec else '?'} · "
+                       f"p({r['predicted']})={r['p_predicted']:.2f}")
+    chosen = st.multiselect("Images to fix", [r["image_id"] for r in rows], key=f"{key}-ids",
+                            format_func=lambda i: f"#{i}")
+    c1, c2, c3 = st.columns([2, 1, 1])
+    new_label = c1.selectbox("New label", labels, key=f"{key}-label",
+                             index=labels.index(rows[0]["predicted"]))
+    if c2.button("Relabel", key=f"{key}-relabel", disabled=not chosen):
+        _apply(lambda: relabel(ws, dataset, [(i, records[i]["label"], new_label) for i in chosen],
+                               user=current_user()), f"Relabelled {len(chosen)} image(s) as "
+                               f"{new_label}. Retrain to learn from the fix.")
+    if c3.button("Exclude from training", key=f"{key}-exclude", disabled=not chosen):
+        _apply(lambda: set_excluded(ws, dataset, chosen, True, user=current_user()),
+               f"Excluded {len(chosen)} image(s) from training.")
+
+
+def _apply(action, message: str) -> None:
+    try:
+        action()
+        st.success(message)
+    except ImageLabError as exc:  # a conflict: someone changed these labels meanwhile
+        st.error(str(exc))
+
+
+def gradcam_gallery(ws, run_id: str, rows: list[dict], labels: list[str]) -> None:
+    if not rows:
+        st.caption("Nothing to show.")
+        return
+    opacity = st.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key="cam_opacity")
+    show = st.toggle("Show Grad-CAM (what the model looked at, for its predicted class)",
+                     key="cam_on", value=True)
+    lm = loaded_model(ws, run_id)
+    records = image_records(ws, [r["image_id"] for r in rows])
+    cols = st.columns(6)
+    for k, r in enumerate(rows):
+        rec = records.get(r["image_id"])
+        if rec is None:
+            continue
+        with cols[k % 6]:
+            img = Image.open(rec["path"])
+            img.load()
+            if show:
+                shown, _ = explain(lm, img, labels.index(r["predicted"]), opacity)
+                st.image(shown, width="stretch")
+            else:
+                st.image(str(rec["thumb"]), width="stretch")
+            st.caption(f"true {r['true']} · pred {r['predicted']} ({r['p_predicted']:.2f}) · "
+                       f"loss {r['loss']:.2f}")

@@ -1,0 +1,63 @@
+"""The Evaluate page on a real trained run (AppTest; clicks on the plot are browser-tested)."""
+
+import json
+
+from streamlit.testing.v1 import AppTest
+
+from core.labels.history import label_history
+from tests.conftest import REPO
+
+
+def open_page(path="pages/5_Evaluate.py") -> AppTest:
+    at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=180)
+    at.run()
+    at.switch_page(path)
+    return at.run()
+
+
+def test_without_runs_the_page_says_what_to_do(sample_workspace):
+    at = open_page()
+    assert not at.exception
+    assert any("No finished runs yet" in i.value for i in at.info)
+
+
+def test_metrics_table_and_clickable_matrix(trained_workspace):
+    ws, run_id = trained_workspace
+    at = open_page()
+    assert not at.exception, [e.message for e in at.exception]
+    report = json.loads((ws.runs_dir / run_id / "eval" / "digits-test.json").read_text())
+    assert at.metric[0].value == f"{report['accuracy']:.3f}"
+    table = at.dataframe[0].value
+    assert list(table["f1"]) == sorted(table["f1"])  # weakest first
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    trace = spec["data"][0]
+    assert trace["type"] == "scatter" and len(trace["customdata"]) == 100
+    counts = {(t, p): n for t, p, n in trace["customdata"]}
+    assert sum(counts.values()) == 269
+    assert counts == {(str(i), str(j)): report["confusion_matrix"]["matrix"][i][j]
+                      for i in range(10) for j in range(10)}
+
+
+def test_pick_a_confused_pair_then_relabel_one_image(trained_workspace):
+    ws, run_id = trained_workspace
+    at = open_page()
+    pair = at.selectbox(key="cm_pair")
+    if len(pair.options) == 1:
+        return  # a perfect model has no confused pairs; nothing to fix
+    pair.select_index(1).run()
+    assert not at.exception
+    key = [w.key for w in at.multiselect if w.key and w.key.endswith("-ids")][0]
+    ids = at.multiselect(key=key).options
+    image_id = int(ids[0].lstrip("#"))
+    at.multiselect(key=key).select(image_id).run()
+    at.button(key=key.replace("-ids", "-relabel")).click().run()
+    assert not at.exception
+    assert any("Relabelled 1 image" in s.value for s in at.success)
+    history = label_history(ws, "digits", image_id=image_id)
+    assert history and history[0].kind == "relabel"
+
+
+def test_compare_runs_table_and_csv(trained_workspace):
+    at = open_page()
+    assert at.dataframe[1].value.shape[0] == 1
+    assert not at.exception
