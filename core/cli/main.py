@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "core.cli.labels",
     "core.cli.train",
     "core.cli.runs",
+    "core.cli.serve",
 ]
 
 EXIT_USER_ERROR = 2

@@ -1,0 +1,58 @@
+"""``python -m core serve RUN_ID``: the prediction HTTP service on uvicorn (loopback by default)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from core.cli.output import log
+from core.data.decode import MAX_FILE_BYTES
+from core.errors import ImageLabError
+
+
+def register(sub, common) -> None:
+    p = sub.add_parser("serve", parents=[common], help="serve a run's model over HTTP",
+                       description="Start a prediction API for a finished run: POST /predict "
+                                   "(image body or multipart field 'file'), GET /health, GET "
+                                   "/metrics (Prometheus). Every prediction is appended to "
+                                   "runs/RUN_ID/service/predictions.jsonl. Ctrl+C stops it.")
+    p.add_argument("run_id")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1; others need --allow-network)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--threshold", type=float, default=0.0,
+                   help="answer 'unknown' below this confidence (0–1; ?threshold= overrides)")
+    p.add_argument("--max-body-bytes", type=int, default=MAX_FILE_BYTES,
+                   help=f"refuse larger request bodies with 413 (default {MAX_FILE_BYTES:,})")
+    p.add_argument("--allow-network", action="store_true",
+                   help="allow a non-loopback --host: the API has no authentication")
+    p.set_defaults(func=cmd_serve)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def cmd_serve(args, ws) -> int:
+    import uvicorn
+
+    from core.inference.service import create_app
+    if not 0 < args.port < 65536:
+        raise ImageLabError("--port must be between 1 and 65535")
+    if not is_loopback(args.host):
+        if not args.allow_network:
+            raise ImageLabError(f"refusing to bind {args.host}: the service has no "
+                                "authentication; use a loopback address or add --allow-network")
+        log(f"WARNING: serving on {args.host}, reachable from the network, without "
+            "authentication: anyone who can reach it can use the model")
+    app = create_app(ws, args.run_id, threshold=args.threshold, max_body_bytes=args.max_body_bytes)
+    log(f"serving run {args.run_id} on http://{args.host}:{args.port} "
+        f"(POST /predict, GET /health, GET /metrics); Ctrl+C stops")
+    # uvicorn handles SIGINT/SIGTERM itself: it finishes in-flight requests and returns.
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    log("service stopped")
+    return 0
