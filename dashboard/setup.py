@@ -20,9 +20,13 @@ def device_info() -> DeviceInfo:
     return describe_device()
 
 
-def page_setup(title: str, icon: str = "🧪") -> Workspace:
-    """Configure the page and return the workspace, or stop with a clear error."""
-    st.set_page_config(page_title=f"{title} · ImageLab", page_icon=icon, layout="wide")
+def page_setup(title: str, icon: str = "🧪", *, sidebar: str = "auto") -> Workspace:
+    """Configure the page and return the workspace, or stop with a clear error.
+
+    ``sidebar="collapsed"`` starts with the sidebar hidden (the Demo's presenter mode).
+    """
+    st.set_page_config(page_title=f"{title} · ImageLab", page_icon=icon, layout="wide",
+                       initial_sidebar_state=sidebar)
     user = require_login()
     try:
         ws = _workspace(str(default_home().absolute()))

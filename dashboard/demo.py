@@ -1,0 +1,99 @@
+"""Demo page pieces: image inputs, prediction cards, the threshold view, export, batch."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import streamlit as st
+from PIL import Image
+
+from core.data.catalog import list_datasets
+from core.data.gallery import image_page
+from core.errors import ImageLabError
+from core.evaluation.gradcam import explain
+from core.inference.predictor import LoadedModel, Prediction, decode_for_prediction, predict_one
+from core.inference.registry import ModelCard
+
+
+def collect_inputs(ws) -> list[tuple[str, bytes]]:
+    """Images from uploads, the webcam, a dataset, or a URL, as (name, bytes)."""
+    tabs = st.tabs(["Upload", "Webcam", "From a dataset", "URL"])
+    images: list[tuple[str, bytes]] = []
+    with tabs[0]:
+        for f in st.file_uploader("Images", accept_multiple_files=True, key="demo_upload",
+                                  type=["png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp"])\
+                or []:
+            images.append((f.name, f.getvalue()))
+    with tabs[1]:
+        if st.toggle("Use the webcam", key="demo_cam_on"):
+            shot = st.camera_input("Take a picture", key="demo_camera")
+            if shot is not None:
+                images.append(("webcam shot", shot.getvalue()))
+    with tabs[2]:
+        names = [d.name for d in list_datasets(ws)]
+        if names:
+            ds = st.selectbox("Dataset", names, key="demo_ds")
+            rows = image_page(ws, ds, limit=48)
+            if rows:
+                pick = st.selectbox("Image", rows, key="demo_ds_image", format_func=lambda r: (
+                    f"#{r.id} · {r.label or 'unlabelled'} · {r.split}"))
+                if st.toggle("Predict this image", key="demo_ds_on"):
+                    from core.evaluation.analysis import image_records
+                    rec = image_records(ws, [pick.id])[pick.id]
+                    images.append((f"{ds} #{pick.id} (labelled {pick.label})",
+                                   rec["path"].read_bytes()))
+    with tabs[3]:
+        url = st.text_input("Image URL (http or https)", key="demo_url")
+        if url:
+            from core.data.sources.url import fetch_bytes
+            try:
+                images.append((url, fetch_bytes(url)))
+            except ImageLabError as exc:
+                st.error(str(exc))
+    return images
+
+
+def topk_figure(pred: Prediction) -> go.Figure:
+    names = [c for c, _ in pred.top][::-1]
+    probs = [p for _, p in pred.top][::-1]
+    fig = go.Figure(go.Bar(x=probs, y=names, orientation="h", text=[f"{p:.1%}" for p in probs],
+                           textposition="auto"))
+    fig.update_layout(height=60 + 32 * len(names), margin=dict(l=10, r=10, t=10, b=10),
+                      xaxis=dict(range=[0, 1], tickformat=".0%"), yaxis=dict(type="category"))
+    return fig
+
+
+def prediction_card(lm: LoadedModel, card: ModelCard, img: Image.Image, *, threshold: float,
+                    opacity: float, show_cam: bool, presenter: bool, key: str) -> Prediction:
+    pred = predict_one(lm, img, top_k=min(5, len(lm.classes)), threshold=threshold)
+    heading = pred.label if pred.confident else f"unknown (best guess {pred.top[0][0]})"
+    if presenter:
+        st.markdown(f"# {heading}")
+        st.markdown(f"## {pred.top[0][1]:.0%} sure")
+    else:
+        st.markdown(f"**{card.title}**")
+        st.subheader(heading)
+        st.caption(f"{pred.top[0][1]:.1%} (calibrated, T = {lm.temperature:.2f}) · "
+                   f"{pred.seconds * 1000:.1f} ms")
+    st.plotly_chart(topk_figure(pred), key=f"{key}-bars")
+    if show_cam:
+        overlay, _ = explain(lm, img, lm.classes.index(pred.top[0][0]), opacity)
+        st.image(overlay, caption=f"Grad-CAM for {pred.top[0][0]}", width=260)
+    return pred
+
+
+def coverage_figure(curve: dict, threshold: float) -> go.Figure:
+    fig = go.Figure()
+    fig.add_scatter(x=curve["threshold"], y=curve["accuracy"], name="accuracy on answered")
+    fig.add_scatter(x=curve["threshold"], y=curve["coverage"], name="share answered")
+    fig.add_vline(x=threshold, line_dash="dot", annotation_text="your threshold")
+    fig.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="threshold",
+                      yaxis=dict(range=[0, 1.02]), title=f"Accuracy vs coverage ({curve['source']})")
+    return fig
+
+
+def decode_or_warn(name: str, data: bytes) -> Image.Image | None:
+    try:
+        return decode_for_prediction(data)
+    except ImageLabError as exc:
+        st.warning(f"{name}: {exc}")
+        return None
