@@ -97,3 +97,37 @@ def decode_or_warn(name: str, data: bytes) -> Image.Image | None:
     except ImageLabError as exc:
         st.warning(f"{name}: {exc}")
         return None
+
+
+def monitoring_section(summary: dict) -> None:
+    """Request rate, latency percentiles, class distribution vs training, unknown share."""
+    m = st.columns(5)
+    lat = summary["latency_ms"]
+    m[0].metric("Requests", summary["requests"])
+    m[1].metric("Per minute", f"{summary['request_rate_per_min']:.1f}")
+    m[2].metric("Latency p50 / p99", "—" if lat["p50"] is None else
+                f"{lat['p50']:.1f} / {lat['p99']:.1f} ms")
+    m[3].metric("Unknown answers", "—" if summary["unknown_share"] is None else
+                f"{summary['unknown_share']:.0%}")
+    m[4].metric("Errors", summary["errors"])
+    classes = summary["classes"]
+    dist = go.Figure()
+    dist.add_bar(x=classes, y=[summary["predicted_share"].get(c, 0) for c in classes],
+                 name="predicted (service)")
+    dist.add_bar(x=classes, y=[summary["training_share"].get(c, 0) for c in classes],
+                 name="training data")
+    dist.update_layout(barmode="group", height=300, title="Predicted classes vs training",
+                       yaxis_tickformat=".0%", xaxis=dict(type="category"),
+                       margin=dict(l=10, r=10, t=40, b=10))
+    over = go.Figure()
+    import datetime as _dt
+    times = [_dt.datetime.fromtimestamp(b["start"]) for b in summary["over_time"]]
+    for c in classes:
+        over.add_scatter(x=times, y=[b["counts"].get(c, 0) for b in summary["over_time"]],
+                         stackgroup="one", name=c)
+    over.add_scatter(x=times, y=[b["unknown"] for b in summary["over_time"]], name="unknown",
+                     line=dict(dash="dot", color="black"))
+    over.update_layout(height=300, title="Predictions over time", margin=dict(l=10, r=10, t=40, b=10))
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(dist, key="mon_dist")
+    c2.plotly_chart(over, key="mon_time")

@@ -7,10 +7,12 @@ from core.errors import ImageLabError
 from core.inference.batch import predict_paths, rows_to_csv
 from core.inference.exporting import export_run
 from core.inference.feedback import send_feedback
+from core.inference.monitoring import monitoring_summary
 from core.inference.registry import (accuracy_coverage_for, champion, finished_run_ids,
                                      model_card, set_champion, set_name)
 from dashboard.auth import current_user
-from dashboard.demo import collect_inputs, coverage_figure, decode_or_warn, prediction_card
+from dashboard.demo import (collect_inputs, coverage_figure, decode_or_warn, monitoring_section,
+                            prediction_card)
 from dashboard.models import loaded_model
 from dashboard.setup import page_setup
 
@@ -144,3 +146,15 @@ if e1.button("Export and check", key="export_go", type="primary"):
                            key="export_dl")
     except ImageLabError as exc:
         e2.error(str(exc))
+
+st.header("Monitoring")
+st.caption(f"From the prediction service's log. Start it with "
+           f"`python -m core serve {run_a}` and send it images.")
+window = st.select_slider("Window", [300, 3600, 86400, 7 * 86400], value=3600, key="mon_window",
+                          format_func=lambda s: {300: "5 min", 3600: "1 hour", 86400: "1 day",
+                                                 7 * 86400: "1 week"}[s])
+summary = monitoring_summary(ws, run_a, window_s=window)
+if summary["requests"]:
+    monitoring_section(summary)
+else:
+    st.caption("No requests in this window yet.")

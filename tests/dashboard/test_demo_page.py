@@ -84,3 +84,22 @@ def test_presenter_mode_hides_the_controls(trained_workspace):
     assert not at.exception
     assert at.query_params.get("presenter") == ["1"] or at.query_params.get("presenter") == "1"
     assert not at.slider  # no threshold/opacity controls in presenter mode
+
+
+def test_monitoring_reads_the_service_log(trained_workspace):
+    import time
+    ws, run_id = trained_workspace
+    log = ws.runs_dir / run_id / "service" / "predictions.jsonl"
+    log.parent.mkdir(parents=True)
+    now = time.time()
+    lines = [{"ts": now - 30, "status": 200, "label": "3", "top_class": "3", "confidence": 0.9,
+              "latency_ms": 4.0, "unknown": False},
+             {"ts": now - 20, "status": 200, "label": "unknown", "top_class": "8",
+              "confidence": 0.3, "latency_ms": 6.0, "unknown": True},
+             {"ts": now - 10, "status": 400, "latency_ms": 1.0}]
+    log.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    at = open_demo()
+    assert not at.exception, [e.message for e in at.exception]
+    values = {m.label: m.value for m in at.metric}
+    assert values["Requests"] == "3" and values["Errors"] == "1"
+    assert values["Unknown answers"] == "50%"
