@@ -8,12 +8,13 @@ HOST    ?= 127.0.0.1
 PORT    ?= 8501
 export IMAGELAB_HOME ?= $(CURDIR)/workspace
 
-.PHONY: setup setup-dev browser run samples test bench clean-workspace help
+.PHONY: setup setup-dev browser run samples test bench soak clean-workspace help
 
 help:
 	@echo "make run    set up, prepare the built-in samples, open the dashboard on http://$(HOST):$(PORT)"
 	@echo "make test   set up (Python packages and Debian's chromium) and run every test"
 	@echo "make bench  measure speed: prints a table of ratios and writes bench/results.json"
+	@echo "make soak   robustness: 100k images, training and editing under random kills"
 
 # A stamp per requirements file: pip runs only when a requirements file changed.
 $(VENV)/.runtime-installed: requirements.txt
@@ -50,6 +51,10 @@ test: setup-dev
 
 bench: setup
 	$(PY) -m bench
+
+# Robustness: 100k images, a training job, two editing sessions, random kills (~10 min).
+soak: setup
+	$(PY) -m bench.soak
 
 clean-workspace:
 	rm -rf "$(IMAGELAB_HOME)"
