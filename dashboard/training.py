@@ -31,14 +31,14 @@ def _nearest(options: list, value) -> object:
 def options_form(ws, dataset: str) -> TrainConfig | None:
     """All the engine's options as widgets; returns the config to start (None on bad data)."""
     info = dataset_info(ws, dataset)
+    k = f"train_{dataset}_"
+    version = label_version_picker(ws, dataset, info.label_version, k)
     try:
-        auto = prepare_config(ws, TrainConfig(dataset=dataset))
+        auto = prepare_config(ws, TrainConfig(dataset=dataset, label_version=version))
     except ImageLabError as exc:
         st.error(str(exc))
         return None
-    k = f"train_{dataset}_"
-    st.caption(f"Label version: **v{info.label_version}** (current labels of {dataset!r}; "
-               f"{info.num_labelled:,} labelled images, {len(info.classes)} classes)")
+    st.caption(f"{info.num_labelled:,} labelled images now, {len(info.classes)} classes")
     archs = list(ARCH_DESCRIPTIONS)
     arch = st.selectbox("Model", archs, index=archs.index(auto.arch), key=k + "arch",
                         format_func=lambda a: f"{a} — {ARCH_DESCRIPTIONS[a]}")
@@ -81,12 +81,25 @@ def options_form(ws, dataset: str) -> TrainConfig | None:
         seed = b1.number_input("Seed", 0, 2**31 - 1, 0, key=k + "seed")
         deterministic = b2.toggle("Deterministic", False, key=k + "det",
                                   help="bitwise-reproducible on the CPU; a little slower")
-    return TrainConfig(dataset=dataset, arch=arch, device=device, epochs=epochs, batch_size=batch,
+    return TrainConfig(dataset=dataset, label_version=version, arch=arch, device=device, epochs=epochs, batch_size=batch,
                        lr=lr, weight_decay=wd, image_size=size, optimizer=optimizer, crop=crop,
                        flip=flip, rotation=float(rotation), color_jitter=jitter, balance=balance,
                        schedule=schedule, warmup_epochs=warmup, label_smoothing=smoothing,
                        grad_clip=clip, early_stopping=int(early), precision=precision,
                        seed=int(seed), deterministic=deterministic)
+
+
+def label_version_picker(ws, dataset: str, current: int, key: str) -> int | None:
+    """The labels to train on: the current ones, or those of an earlier labelling action."""
+    from core.labels.history import list_actions
+    past = [a for a in list_actions(ws, dataset, limit=30)
+            if a.label_version is not None and a.label_version < current]
+    labels = {None: f"current (v{current})"}
+    for a in past:
+        labels.setdefault(a.label_version, f"v{a.label_version} — after {a.kind}: {a.description}"[:90])
+    return st.selectbox("Label version", list(labels), key=key + "version",
+                        format_func=lambda v: labels[v],
+                        help="runs record the label version they trained on")
 
 
 def _devices() -> list[str]:

@@ -24,6 +24,7 @@ CROPS = ("auto", "translate", "resized_crop", "none")
 @dataclass
 class TrainConfig:
     dataset: str = ""
+    label_version: int | None = None    # None: the current labels; else a past label version
     arch: str = "auto"                  # see core.models.list_archs()
     image_size: int | None = None       # None: from the dataset's images
     epochs: int | None = None
@@ -56,6 +57,7 @@ class TrainConfig:
     seed: int = 0
     deterministic: bool = False
     log_every: int = 0                  # steps between progress lines; 0 = about 10 per epoch
+    finetune: dict | None = None        # fine-tuning runs: a core.finetune.FinetuneConfig as a dict
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -49,35 +49,55 @@ class DatasetFacts:
         return max(self.train_counts) / max(1, min(self.train_counts))
 
 
-def _labelled_rows(conn, ds_id: int):
-    return conn.execute(
-        "SELECT i.id, i.class_id, i.split FROM images i JOIN classes c ON c.id = i.class_id "
-        "WHERE i.dataset_id = ? AND i.excluded = 0 AND c.deleted_at IS NULL ORDER BY i.id",
-        (ds_id,)).fetchall()
-
-
 def _classes(conn, ds_id: int):
     return conn.execute("SELECT id, name FROM classes WHERE dataset_id = ? AND deleted_at IS NULL "
                         "ORDER BY position, name", (ds_id,)).fetchall()
 
 
-def dataset_facts(ws: Workspace, dataset: str) -> DatasetFacts:
-    """Counts per class and split, with a clear error for data that cannot be trained on."""
+def labelled_images(ws: Workspace, dataset: str, version: int | None = None
+                    ) -> tuple[list[str], list[tuple[int, int, str]], int]:
+    """(class names, [(image id, class index, split)], label version) for training.
+
+    ``version=None`` takes the current labels; a past label version takes the labels as
+    they were then (``core.labels.history.labels_at_version``). Excluded images are left out.
+    """
     ds_id = get_dataset_id(ws, dataset)
     with ws.db() as conn:
         classes = _classes(conn, ds_id)
-        rows = _labelled_rows(conn, ds_id)
-        version = label_version(conn, ds_id)
+        current = label_version(conn, ds_id)
+        images = conn.execute("SELECT id, class_id, split FROM images WHERE dataset_id = ? "
+                              "AND excluded = 0 ORDER BY id", (ds_id,)).fetchall()
     names = [c["name"] for c in classes]
-    pos = {c["id"]: k for k, c in enumerate(classes)}
-    train = [0] * len(classes)
-    total = [0] * len(classes)
+    if version is None or version == current:
+        pos = {c["id"]: k for k, c in enumerate(classes)}
+        rows = [(int(r["id"]), pos[r["class_id"]], r["split"]) for r in images
+                if r["class_id"] in pos]
+        return names, rows, current
+    if not 0 <= version <= current:
+        raise ImageLabError(f"dataset {dataset!r} has no label version {version} "
+                            f"(the current one is {current})")
+    from core.labels.history import labels_at_version
+    at = labels_at_version(ws, dataset, version)
+    present = {n for n in at.values() if n is not None}
+    names = [n for n in names if n in present] + sorted(present - set(names))
+    pos = {n: k for k, n in enumerate(names)}
+    rows = [(int(r["id"]), pos[at[int(r["id"])]], r["split"]) for r in images
+            if at.get(int(r["id"])) is not None]
+    return names, rows, version
+
+
+def dataset_facts(ws: Workspace, dataset: str, version: int | None = None) -> DatasetFacts:
+    """Counts per class and split, with a clear error for data that cannot be trained on."""
+    ds_id = get_dataset_id(ws, dataset)
+    names, rows, version = labelled_images(ws, dataset, version)
+    train = [0] * len(names)
+    total = [0] * len(names)
     num_val = 0
-    for r in rows:
-        total[pos[r["class_id"]]] += 1
-        if r["split"] == "train":
-            train[pos[r["class_id"]]] += 1
-        elif r["split"] == "val":
+    for _, c, split in rows:
+        total[c] += 1
+        if split == "train":
+            train[c] += 1
+        elif split == "val":
             num_val += 1
     if len(names) < 2:
         raise ImageLabError(
@@ -98,8 +118,7 @@ def dataset_facts(ws: Workspace, dataset: str) -> DatasetFacts:
     if num_val == 0:
         raise ImageLabError(f"dataset {dataset!r} has no labelled validation images; "
                             "re-split it so the val split has some")
-    with ws.db() as conn:
-        channels = dataset_channels(ws, ds_id)
+    channels = dataset_channels(ws, ds_id)
     return DatasetFacts(dataset, ds_id, native_size(ws, ds_id), channels, names, train,
                         num_val, version)
 
@@ -140,21 +159,18 @@ class TrainingData:
 
 
 def load_training_data(ws: Workspace, dataset: str, size: int, device: torch.device,
-                       progress=None) -> TrainingData:
-    facts = dataset_facts(ws, dataset)
+                       progress=None, label_version: int | None = None) -> TrainingData:
+    facts = dataset_facts(ws, dataset, label_version)
     cache = load_cache(ws, dataset, size, progress=progress)
-    with ws.db() as conn:
-        classes = _classes(conn, facts.dataset_id)
-        rows = _labelled_rows(conn, facts.dataset_id)
-    pos = {c["id"]: k for k, c in enumerate(classes)}
+    _, rows, _ = labelled_images(ws, dataset, label_version)
     where = {int(i): k for k, i in enumerate(cache.image_ids)}
     h = hashlib.sha1(("|".join(facts.class_names) + f"@{size}").encode())
     split_rows = {"train": ([], []), "val": ([], [])}
-    for r in rows:
-        if r["split"] in split_rows and int(r["id"]) in where:
-            split_rows[r["split"]][0].append(where[int(r["id"])])
-            split_rows[r["split"]][1].append(pos[r["class_id"]])
-            h.update(f"{r['id']}:{pos[r['class_id']]}:{r['split']};".encode())
+    for image_id, label, split in rows:
+        if split in split_rows and image_id in where:
+            split_rows[split][0].append(where[image_id])
+            split_rows[split][1].append(label)
+            h.update(f"{image_id}:{label}:{split};".encode())
     in_memory = cache.pixels.nbytes <= IN_MEMORY_LIMIT
     splits = {}
     for name, (idx, labels) in split_rows.items():

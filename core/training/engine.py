@@ -108,8 +108,9 @@ def lr_factor(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Set the learning rate; a group's ``lr_mult`` (fine-tuning's per-layer rates) scales it."""
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_mult", 1.0)
 
 
 # ---------------------------------------------------------------- the trainer
@@ -131,6 +132,7 @@ class Trainer:
     run_dir: Path | None = None
     callbacks: Callback = field(default_factory=Callback)
     sampler_weights: torch.Tensor | None = None
+    epoch_start: object = None        # called as epoch_start(t) after model.train() (fine-tuning)
     stop_flag: bool = False
     # progress
     epoch: int = 0
@@ -200,6 +202,8 @@ def train_one_epoch(t: Trainer) -> bool:
     """Train from step ``t.step`` to the end of epoch ``t.epoch``; False when stopped."""
     cfg, model, data = t.cfg, t.model, t.data
     model.train()
+    if t.epoch_start is not None:     # e.g. freeze/unfreeze layer groups, frozen BatchNorm in eval
+        t.epoch_start(t)
     order = epoch_order(len(data.train), t.epoch, cfg.seed, t.sampler_weights)
     log_every = cfg.log_every or max(1, t.steps_per_epoch // 10)
     a = t.accum or {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
@@ -340,7 +344,8 @@ def build_trainer(ws: Workspace, cfg: TrainConfig, *, dist: DistContext | None =
     configure_threads(cfg, dist.world)
     seed_everything(cfg.seed, cfg.deterministic)
     device = dist.device(pick_device(cfg.device))
-    data = load_training_data(ws, cfg.dataset, cfg.image_size, device, progress=progress)
+    data = load_training_data(ws, cfg.dataset, cfg.image_size, device, progress=progress,
+                              label_version=cfg.label_version)
     if cfg.batch_size * dist.world > len(data.train):
         raise ImageLabError(f"batch size {cfg.batch_size}"
                             + (f" × {dist.world} processes" if dist.enabled else "")
@@ -356,10 +361,14 @@ def build_trainer(ws: Workspace, cfg: TrainConfig, *, dist: DistContext | None =
     sampler = sample_weights(data.train.labels, len(data.class_names)) \
         if cfg.balance == "sampler" else None
     aug_rng = torch.Generator(device=device).manual_seed(cfg.seed + 1)
-    return Trainer(cfg, data, dist.wrap(model, device), optimizer, scaler, autocast,
-                   BatchAugment(cfg, data.mean, data.std, data.channels), criterion, device, dist,
-                   aug_rng, len(data.train) // (cfg.batch_size * dist.world), run_dir,
-                   callbacks or Callback(), sampler)
+    t = Trainer(cfg, data, dist.wrap(model, device), optimizer, scaler, autocast,
+                BatchAugment(cfg, data.mean, data.std, data.channels), criterion, device, dist,
+                aug_rng, len(data.train) // (cfg.batch_size * dist.world), run_dir,
+                callbacks or Callback(), sampler)
+    if cfg.finetune:          # pretrained start, frozen groups, per-group LRs (core.finetune)
+        from core.finetune.setup import apply_finetune
+        apply_finetune(t, run_dir)
+    return t
 
 
 def fit(t: Trainer) -> str:

@@ -60,7 +60,7 @@ def device_bf16(device_type: str) -> bool:
 
 def prepare_config(ws: Workspace, cfg: TrainConfig) -> TrainConfig:
     """Validate the dataset and fill the automatic options."""
-    facts = dataset_facts(ws, cfg.dataset)
+    facts = dataset_facts(ws, cfg.dataset, cfg.label_version)
     device = pick_device(cfg.device)
     cfg = resolve_config(cfg, facts, device.split(":")[0], device_bf16(device.split(":")[0]))
     if cfg.batch_size > facts.num_train:
@@ -72,7 +72,7 @@ def prepare_config(ws: Workspace, cfg: TrainConfig) -> TrainConfig:
 def create_run(ws: Workspace, cfg: TrainConfig, *, status: str = "queued", name: str = "") -> Run:
     """Resolve ``cfg``, then write the run folder and its row. Returns the new run."""
     cfg = prepare_config(ws, cfg)
-    facts = dataset_facts(ws, cfg.dataset)
+    facts = dataset_facts(ws, cfg.dataset, cfg.label_version)
     run_id = new_run_id()
     folder = run_folder(ws, run_id)
     folder.mkdir(parents=True)

@@ -197,3 +197,21 @@ print("KEPT", load_checkpoint(path)["w"].sum().item())
     assert "ERROR no space left on the disk while saving checkpoint last.pt" in out.stdout, out
     assert "KEPT 10.0" in out.stdout
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]   # no temp file left behind
+
+
+def test_training_on_a_past_label_version_uses_the_labels_of_then(sample_workspace):
+    from core.labels.relabel import relabel_image
+    from core.training.data import labelled_images
+    ws = sample_workspace
+    names, rows, before = labelled_images(ws, "digits")
+    image_id, label, _ = next(r for r in rows if names[r[1]] == "3" and r[2] == "train")
+    relabel_image(ws, "digits", image_id, "8", expected="3")
+    names_now, now, after = labelled_images(ws, "digits")
+    assert after > before and names_now[dict((i, c) for i, c, _ in now)[image_id]] == "8"
+    names_then, then, version = labelled_images(ws, "digits", before)
+    assert version == before and names_then[dict((i, c) for i, c, _ in then)[image_id]] == "3"
+    run = create_run(ws, TrainConfig(**TINY, label_version=before))
+    assert run.label_version == before
+    assert train_run(ws, run.id)["status"] == "finished"
+    with pytest.raises(ImageLabError, match="no label version"):
+        labelled_images(ws, "digits", after + 100)

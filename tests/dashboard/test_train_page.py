@@ -39,7 +39,8 @@ def test_defaults_follow_the_dataset(sample_workspace):
     assert at.slider(key="train_shapes_size").value == 32
     assert at.toggle(key="train_shapes_flip").value is True
     assert at.selectbox(key="train_shapes_arch").value == "compact"
-    assert any("Label version" in c.value for c in at.caption)
+    version = at.selectbox(key="train_shapes_version")
+    assert version.value is None and "current (v" in version.format_func(version.value)
 
 
 def test_train_button_starts_a_background_run_and_the_page_shows_it(sample_workspace):
