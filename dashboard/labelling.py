@@ -10,6 +10,8 @@ names) is shown only through plain-text elements or escaped markdown.
 
 from __future__ import annotations
 
+import inspect
+
 import re
 import time
 
@@ -25,6 +27,7 @@ from core.labels import relabel as R
 from core.labels.selection import (UNLABELLED, ImageFilter, count_matching, count_unlabelled, find_images,
                                    get_image, matching_labels, queue_neighbour)
 from core.store.workspace import Workspace
+from dashboard.auth import current_user
 
 NO_LABEL = "(unlabelled)"
 ALL = "(all)"
@@ -55,7 +58,9 @@ def show_flash() -> None:
 
 
 def _edit(fn, *args, ok: str = "Saved", **kwargs) -> None:
-    """Run a core edit; report saved / conflict / error on the next run."""
+    """Run a core edit as the signed-in user; report saved / conflict / error on the next run."""
+    if "user" not in kwargs and "user" in inspect.signature(fn).parameters:
+        kwargs["user"] = current_user()
     try:
         res = fn(*args, **kwargs)
     except LabelConflict as exc:
@@ -286,7 +291,7 @@ def unlabelled_queue(ws: Workspace, dataset: str) -> None:
 
 def _queue_label(ws, dataset, image_id: int, expected: str | None, label: str) -> None:
     try:
-        R.relabel_image(ws, dataset, image_id, label, expected=expected)
+        R.relabel_image(ws, dataset, image_id, label, expected=expected, user=current_user())
     except ImageLabError as exc:
         _flash("warning" if isinstance(exc, LabelConflict) else "error", str(exc))
         return

@@ -78,3 +78,20 @@ def test_network_mode_login_gate(sample_workspace, network_mode, monkeypatch):
     assert not at.exception
     assert list(at.table[0].value.index) == ["digits", "mnist-5k", "shapes"]
     assert any("Signed in as ada" in c.value for c in at.sidebar.caption)
+
+
+def test_label_events_record_the_signed_in_name(sample_workspace, network_mode, monkeypatch):
+    monkeypatch.setenv("IMAGELAB_PASSWORD", "pw")
+    at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=60).run()
+    at.text_input[0].input("grace")
+    at.text_input[1].input("pw")
+    at.button[0].click().run()
+    at.switch_page("pages/2_Label.py")
+    at.run()
+    at.radio(key="label_mode").set_value("Classes").run()
+    at.text_input(key="cls_add_name").input("unknown-thing")
+    at.button(key="cls_add").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    with sample_workspace.db() as conn:
+        user = conn.execute("SELECT user FROM actions ORDER BY id DESC LIMIT 1").fetchone()[0]
+    assert user == "grace"
