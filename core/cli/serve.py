@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 
 from core.cli.output import log
 from core.data.decode import MAX_FILE_BYTES
@@ -37,10 +38,19 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def cmd_serve(args, ws) -> int:
-    import uvicorn
+def check_port_free(host: str, port: int) -> None:
+    """A clear error now, rather than uvicorn's exit after the model has loaded."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise ImageLabError(f"cannot listen on {host}:{port}: {exc.strerror or exc} "
+                                "(choose another --port)") from None
 
-    from core.inference.service import create_app
+
+def cmd_serve(args, ws) -> int:
     if not 0 < args.port < 65536:
         raise ImageLabError("--port must be between 1 and 65535")
     if not is_loopback(args.host):
@@ -49,6 +59,10 @@ def cmd_serve(args, ws) -> int:
                                 "authentication; use a loopback address or add --allow-network")
         log(f"WARNING: serving on {args.host}, reachable from the network, without "
             "authentication: anyone who can reach it can use the model")
+    check_port_free(args.host, args.port)
+    import uvicorn
+
+    from core.inference.service import create_app
     app = create_app(ws, args.run_id, threshold=args.threshold, max_body_bytes=args.max_body_bytes)
     log(f"serving run {args.run_id} on http://{args.host}:{args.port} "
         f"(POST /predict, GET /health, GET /metrics); Ctrl+C stops")
