@@ -129,6 +129,7 @@ class Split:
     rows: np.ndarray           # rows of ``pixels`` in this split (for the memmap case)
     labels: torch.Tensor       # int64 on the device
     in_memory: bool
+    image_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # database ids
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -165,22 +166,24 @@ def load_training_data(ws: Workspace, dataset: str, size: int, device: torch.dev
     _, rows, _ = labelled_images(ws, dataset, label_version)
     where = {int(i): k for k, i in enumerate(cache.image_ids)}
     h = hashlib.sha1(("|".join(facts.class_names) + f"@{size}").encode())
-    split_rows = {"train": ([], []), "val": ([], [])}
+    split_rows = {"train": ([], [], []), "val": ([], [], [])}
     for image_id, label, split in rows:
         if split in split_rows and image_id in where:
             split_rows[split][0].append(where[image_id])
             split_rows[split][1].append(label)
+            split_rows[split][2].append(image_id)
             h.update(f"{image_id}:{label}:{split};".encode())
     in_memory = cache.pixels.nbytes <= IN_MEMORY_LIMIT
     splits = {}
-    for name, (idx, labels) in split_rows.items():
+    for name, (idx, labels, ids) in split_rows.items():
         idx = np.asarray(idx, dtype=np.int64)
         lab = torch.as_tensor(labels, dtype=torch.int64, device=device)
+        ids = np.asarray(ids, dtype=np.int64)
         if in_memory:
             pix = torch.from_numpy(np.ascontiguousarray(cache.pixels[idx])).to(device)
-            splits[name] = Split(pix, idx, lab, True)
+            splits[name] = Split(pix, idx, lab, True, ids)
         else:
-            splits[name] = Split(cache.pixels, idx, lab, False)
+            splits[name] = Split(cache.pixels, idx, lab, False, ids)
     mean, std = _channel_stats(cache.pixels, split_rows["train"][0])
     return TrainingData(splits["train"], splits["val"], facts.class_names, cache.channels, size,
                         mean, std, h.hexdigest(), facts.label_version, facts.train_counts)

@@ -367,7 +367,7 @@ def build_trainer(ws: Workspace, cfg: TrainConfig, *, dist: DistContext | None =
                 callbacks or Callback(), sampler)
     if cfg.finetune:          # pretrained start, frozen groups, per-group LRs (core.finetune)
         from core.finetune.setup import apply_finetune
-        apply_finetune(t, run_dir)
+        apply_finetune(t, run_dir, ws)
     return t
 
 
@@ -418,6 +418,8 @@ def train_run(ws: Workspace, run_id: str, *, resume: bool = False,
                      "batch_size": cfg.batch_size, "resumed": resume, "started_at": started})
         with _sigterm_stops(t):
             status = fit(t)
+        if status in ("finished", "early_stopped") and dist.is_main:
+            write_val_predictions(t, run_dir / "predictions_val.npz")
         message = {"stopped": f"stopped at epoch {t.epoch + 1}, step {t.step}; resume to continue",
                    "early_stopped": f"early stopping: no better validation accuracy for "
                                     f"{cfg.early_stopping} epochs"}.get(status, "")
@@ -433,6 +435,35 @@ def train_run(ws: Workspace, run_id: str, *, resume: bool = False,
     summary = _summary(run_id, status, message, t)
     cb.on_end(summary)
     return summary
+
+
+@torch.inference_mode()
+def write_val_predictions(t: Trainer, path: Path) -> None:
+    """Softmax rows of the best model on the validation split (held out: never trained on),
+    for label review: ``image_ids``, ``probs``, ``class_names``, ``source='val'``,
+    ``label_version``."""
+    import io
+
+    import numpy as np
+
+    from core.store.workspace import atomic_write_bytes
+    model = t.bare_model
+    if (t.run_dir / "best.pt").exists():
+        model.load_state_dict(load_checkpoint(t.run_dir / "best.pt", t.device)["model"])
+    model.eval()
+    split, probs = t.data.val, []
+    for k in range(0, len(split), 512):
+        idx = torch.arange(k, min(k + 512, len(split)))
+        x = t.augment(split.batch(idx, t.device), None, train=False)
+        if t.cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with t.autocast():
+            probs.append(torch.softmax(model(x).float(), 1).cpu())
+    buf = io.BytesIO()
+    np.savez(buf, image_ids=split.image_ids, probs=torch.cat(probs).numpy().astype(np.float32),
+             class_names=np.array(t.data.class_names, dtype=str), source=np.array("val"),
+             label_version=np.array(t.data.label_version, dtype=np.int64))
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _summary(run_id: str, status: str, message: str, t: Trainer | None) -> dict:

@@ -52,6 +52,12 @@ def test_cli_train_prints_progress_and_one_json_summary(sample_workspace):
     assert all(e["images_per_sec"] > 0 for e in epochs)
     ckpt = load_checkpoint(run.folder / "best.pt")
     assert ckpt["epoch"] == 3 and ckpt["class_names"][0] == "0"
+    # held-out predictions for label review: one softmax row per validation image
+    with np.load(run.folder / "predictions_val.npz") as p:
+        assert str(p["source"]) == "val" and p["probs"].shape == (269, 10)
+        assert np.allclose(p["probs"].sum(1), 1, atol=1e-4)
+        assert len(set(p["image_ids"].tolist())) == 269
+        assert int(p["label_version"]) == run.label_version
 
 
 def test_cli_user_errors_exit_2_with_one_line(sample_workspace):
