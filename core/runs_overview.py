@@ -1,4 +1,8 @@
-"""A read-only summary of runs for overviews (the home page, ``runs list``)."""
+"""A read-only summary of runs for overviews (the home page): plain dicts from the database.
+
+Kept free of torch imports so the home page stays light; the Train page and ``runs list``
+use ``core.training.runs``, which also detects dead processes.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,16 @@ from core.store.workspace import Workspace
 def recent_runs(ws: Workspace, limit: int = 20) -> list[dict]:
     with ws.db() as conn:
         rows = conn.execute(
-            "SELECT r.id, r.kind, r.status, r.name, r.metrics_json, r.created_at, d.name AS dataset "
-            "FROM runs r LEFT JOIN datasets d ON d.id = r.dataset_id "
+            "SELECT r.id, r.kind, r.status, r.name, r.config_json, r.metrics_json, r.created_at, "
+            "d.name AS dataset FROM runs r LEFT JOIN datasets d ON d.id = r.dataset_id "
             "ORDER BY r.created_at DESC LIMIT ?", (limit,)).fetchall()
     out = []
     for r in rows:
         metrics = json.loads(r["metrics_json"] or "{}")
+        config = json.loads(r["config_json"] or "{}")
         out.append({"run": r["id"], "name": r["name"], "dataset": r["dataset"], "kind": r["kind"],
-                    "status": r["status"], "val_accuracy": metrics.get("val_accuracy")})
+                    "model": config.get("arch"), "status": r["status"],
+                    "epochs": f"{metrics.get('epochs', 0)}/{config.get('epochs', '?')}",
+                    "val_accuracy": metrics.get("val_accuracy"),
+                    "best_val_accuracy": metrics.get("best_val_accuracy")})
     return out
