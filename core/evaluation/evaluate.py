@@ -7,8 +7,8 @@ predictions beside it (``.npz``). A stored result is reused while the dataset's
 label version is unchanged.
 
 On the run's own dataset it also fits a temperature on the validation split
-(``runs/<id>/calibration.json``) and writes the held-out predictions
-(``predictions_val.npz``) that the label-quality review ranks.
+(``runs/<id>/calibration.json``). (The held-out predictions the label review ranks,
+``predictions_val.npz``, are written by the trainer when a run finishes.)
 """
 
 from __future__ import annotations
@@ -119,10 +119,6 @@ def evaluate_run(ws: Workspace, run_id: str, dataset: str | None = None, split: 
     _save_npz(folder / f"{stem}.npz", image_ids=ids, y_true=y, logits=logits, probs=probs,
               loss=losses.numpy(), class_names=np.array(lm.classes))
     atomic_write_text(folder / f"{stem}.json", json.dumps(report))
-    if dataset == own_dataset and split == "val":
-        _save_npz(ws.runs_dir / run_id / "predictions_val.npz", image_ids=ids, probs=probs,
-                  class_names=np.array(lm.classes), source=np.array("val"),
-                  label_version=np.array(version))
     return report
 
 

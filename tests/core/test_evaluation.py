@@ -41,9 +41,8 @@ def test_calibration_is_fitted_on_val_and_saved(trained_workspace):
     assert load_run_model(ws, run_id).temperature == cal["temperature"]
 
 
-def test_val_evaluation_writes_heldout_predictions_for_label_review(trained_workspace):
+def test_finished_run_has_heldout_predictions_for_label_review(trained_workspace):
     ws, run_id = trained_workspace
-    evaluate_run(ws, run_id, split="val")
     preds = load_predictions(ws.runs_dir / run_id / "predictions_val.npz", run_id)
     assert preds.source == "val" and preds.probs.shape[1] == 10
     with ws.db() as conn:
