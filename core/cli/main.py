@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "core.cli.datasets",
     "core.cli.labels",
     "core.cli.train",
+    "core.cli.finetune",
     "core.cli.runs",
     "core.cli.serve",
 ]

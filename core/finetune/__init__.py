@@ -1,0 +1,10 @@
+"""Fine-tuning: pretrained starts, new heads, layer groups and freezing, the LR finder.
+
+- ``sources``: where pretrained weights come from (a run, torchvision ImageNet, a file).
+- ``heads``: fit source weights to the new model; keep head rows of shared class names.
+- ``groups``: layer groups per architecture, freeze presets, per-group learning rates.
+- ``setup``: ``FinetuneConfig``, ``create_finetune_run``/``start_finetune`` (ordinary runs,
+  kind ``finetune``) and ``apply_finetune``, the engine's hook.
+- ``lr_finder``: Smith's learning-rate range test.
+- ``compare``: the same budget from scratch and from the pretrained start.
+"""

@@ -1,0 +1,96 @@
+"""Smith's learning-rate range test (as fastai's ``lr_find``).
+
+Train from the run's starting point for a few dozen steps while the learning rate grows
+exponentially from ``start_lr`` to ``end_lr``; record the loss, smoothed with an
+exponential moving average (bias-corrected), and stop once it exceeds ``diverge`` times
+its minimum. Suggestions: the rate of steepest descent of the smoothed loss (against
+log LR) and the rate of the minimum divided by 10. Nothing is saved: the trainer is built
+in memory and thrown away. Frozen groups and per-group multipliers apply as in training.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from core.errors import ImageLabError
+from core.store.workspace import Workspace
+from core.training.config import TrainConfig
+from core.training.data import epoch_order
+from core.training.engine import build_trainer
+
+
+def lr_find(ws: Workspace, cfg: TrainConfig, *, start_lr: float = 1e-5, end_lr: float = 10.0,
+            steps: int = 80, smooth: float = 0.9, diverge: float = 4.0) -> dict:
+    """``cfg`` must be resolved (``prepare_config`` or ``prepare_finetune(...).cfg``)."""
+    if not 0 < start_lr < end_lr:
+        raise ImageLabError("the LR range needs 0 < start < end")
+    if steps < 10:
+        raise ImageLabError("the LR finder needs at least 10 steps")
+    t = build_trainer(ws, cfg)
+    model, data = t.model, t.data
+    model.train()
+    if t.epoch_start is not None:
+        t.epoch_start(t)
+    ratio = (end_lr / start_lr) ** (1 / (steps - 1))
+    lrs, raw, smoothed = [], [], []
+    avg, best = 0.0, math.inf
+    bs = cfg.batch_size
+    per_epoch = max(1, len(data.train) // bs)
+    order = None
+    for i in range(steps):
+        if i % per_epoch == 0:
+            order = epoch_order(len(data.train), i // per_epoch, cfg.seed, t.sampler_weights)
+        j = (i % per_epoch) * bs
+        idx = order[j:j + bs]
+        x = t.augment(data.train.batch(idx, t.device), t.aug_rng)
+        if cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        y = data.train.labels[idx.to(data.train.labels.device)]
+        lr = start_lr * ratio ** i
+        for group in t.optimizer.param_groups:
+            group["lr"] = lr * group.get("lr_mult", 1.0)
+        with t.autocast():
+            loss = t.criterion(model(x).float(), y)
+        t.optimizer.zero_grad(set_to_none=True)
+        if t.scaler is not None:
+            t.scaler.scale(loss).backward()
+            t.scaler.step(t.optimizer)
+            t.scaler.update()
+        else:
+            loss.backward()
+            t.optimizer.step()
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            break
+        avg = smooth * avg + (1 - smooth) * value
+        s = avg / (1 - smooth ** (i + 1))
+        lrs.append(lr)
+        raw.append(value)
+        smoothed.append(s)
+        best = min(best, s)
+        if i > 5 and s > diverge * best:
+            break
+    if len(lrs) < 5:
+        raise ImageLabError(f"the loss diverged within {len(lrs)} steps from {start_lr:g}; "
+                            "start the range lower")
+    return {"lrs": lrs, "losses": smoothed, "raw_losses": raw, **suggest(lrs, smoothed),
+            "start_lr": start_lr, "end_lr": end_lr, "steps": len(lrs),
+            "frozen": list(t.epoch_start.frozen) if t.epoch_start is not None else []}
+
+
+def suggest(lrs: list[float], losses: list[float]) -> dict:
+    """Steepest descent of the smoothed loss before its minimum, and the minimum's rate / 10."""
+    lr = np.asarray(lrs, dtype=np.float64)
+    loss = np.asarray(losses, dtype=np.float64)
+    lo = int(np.argmin(loss))
+    min_over_10 = float(lr[lo] / 10)
+    skip = max(1, len(lr) // 10)             # the first points are mostly smoothing warm-up
+    end = max(lo, skip + 2)
+    grads = np.gradient(loss[:end + 1], np.log10(lr[:end + 1]))
+    k = skip + int(np.argmin(grads[skip:end])) if end > skip else lo
+    steepest = float(lr[k])
+    return {"suggested_lr": steepest if math.isfinite(steepest) else min_over_10,
+            "steepest_lr": steepest, "min_loss_lr": float(lr[lo]), "min_over_10_lr": min_over_10}

@@ -1,0 +1,173 @@
+"""Fine-tuning runs: ordinary runs (kind ``finetune``) that start from pretrained weights.
+
+``FinetuneConfig`` says where the weights come from and what trains: a freeze preset or
+group list, gradual unfreezing after K epochs, per-group learning-rate multipliers.
+``prepare_finetune`` resolves it against the target dataset (architecture and image size
+follow the source; the head is rebuilt for the new classes) and stores the result in
+``TrainConfig.finetune``. ``create_finetune_run`` also writes ``runs/<id>/init.pt`` (the
+adapted starting weights) so a run never depends on its source again, and records the
+source (``parent_run_id`` for a workspace run). The engine calls ``apply_finetune`` from
+``build_trainer``: it loads ``init.pt``, builds per-group optimizer groups, and installs
+the freeze schedule that runs at every epoch start.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from core.device import pick_device
+from core.errors import ImageLabError
+from core.finetune.groups import (FreezeSchedule, layer_groups, param_groups, resolve_freeze,
+                                  resolve_lr_mults)
+from core.finetune.heads import adapt_state
+from core.finetune.sources import SourceWeights, resolve_source
+from core.models import create_model
+from core.store.workspace import Workspace, atomic_write_text
+from core.training.checkpoint import load_checkpoint, save_checkpoint
+from core.training.config import TrainConfig
+from core.training.data import BatchAugment, dataset_facts
+from core.training.runs import Run, create_run, get_run, prepare_config
+
+INIT_FILE = "init.pt"
+# A pretrained start wants gentler steps than training from scratch: when the user leaves
+# the learning rate on auto, fine-tuning uses this fraction of the from-scratch default.
+FINETUNE_LR_SCALE = 0.3
+CPU_IMAGENET_SIZE = 64      # ImageNet weights at 224 px cost ~12× more per image on a CPU
+
+
+@dataclass
+class FinetuneConfig:
+    source: str                        # run id | ARCH:imagenet | path to .pt/.pth/.safetensors
+    freeze: str | list = "none"        # none | head | last:N | group names
+    unfreeze_after: int = 0            # epochs before every group trains; 0 = never
+    lr_mults: str | dict = ""          # {"stem": 0.1} | "stem=0.1,…" | "discriminative:0.1"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Prepared:
+    cfg: TrainConfig
+    source: SourceWeights
+    init: dict                         # {"model": state dict, "mean", "std"}
+    groups: list                       # LayerGroup
+    head: dict                         # HeadReport.to_dict()
+
+
+def prepare_finetune(ws: Workspace, cfg: TrainConfig, ft: FinetuneConfig) -> Prepared:
+    """Resolve the source and the options; build the adapted starting weights."""
+    if ft.unfreeze_after < 0:
+        raise ImageLabError("unfreeze-after must be 0 (never) or a number of epochs")
+    cfg = TrainConfig(**cfg.to_dict())
+    src = resolve_source(ws, ft.source, arch=None if cfg.arch in ("auto", None) else cfg.arch)
+    if src.arch is None:
+        raise ImageLabError(f"{src.label} does not say which architecture it is: choose it "
+                            "(--arch, e.g. compact or resnet18)")
+    if cfg.arch not in ("auto", None, src.arch):
+        raise ImageLabError(f"{src.label} is a {src.arch}; fine-tuning keeps the source's "
+                            f"architecture (asked for {cfg.arch})")
+    cfg.arch = src.arch
+    device_type = pick_device(cfg.device).split(":")[0]
+    if cfg.image_size is None and src.image_size:
+        cfg.image_size = CPU_IMAGENET_SIZE if src.kind == "imagenet" and device_type == "cpu" \
+            else int(src.image_size)
+    facts = dataset_facts(ws, cfg.dataset, cfg.label_version)
+    scratch_lr = cfg.lr is None
+    cfg.finetune = {"source": ft.source}      # marks the config (resolve keeps it)
+    cfg = prepare_config(ws, cfg)
+    if scratch_lr:
+        cfg.lr = round(cfg.lr * FINETUNE_LR_SCALE, 6)
+    model = create_model(cfg.arch, len(facts.class_names), facts.channels, cfg.image_size)
+    state, head = adapt_state(model, src.state, src.class_names, facts.class_names,
+                              label=src.label)
+    groups = layer_groups(model)
+    names = [g.name for g in groups]
+    frozen = resolve_freeze(ft.freeze, names)
+    mults = resolve_lr_mults(ft.lr_mults, names)
+    mean = std = None
+    if src.mean and src.std:
+        mean, std = _for_channels(src.mean, facts.channels), _for_channels(src.std, facts.channels)
+    cfg.finetune = {"source": ft.source, "freeze": ft.freeze, "unfreeze_after": ft.unfreeze_after,
+                    "lr_mults": mults, "frozen": frozen, "groups": names,
+                    "origin": src.record(), "head": head.to_dict(), "mean": mean, "std": std}
+    return Prepared(cfg, src, {"model": state, "mean": mean, "std": std}, groups, head.to_dict())
+
+
+def _for_channels(values: list[float], channels: int) -> list[float]:
+    return [sum(values) / len(values)] * channels if channels != len(values) else list(values)
+
+
+def create_finetune_run(ws: Workspace, cfg: TrainConfig, ft: FinetuneConfig, *,
+                        status: str = "queued", name: str = "") -> Run:
+    """The run's folder and row, with ``init.pt`` and its source recorded."""
+    prep = prepare_finetune(ws, cfg, ft)
+    run = create_run(ws, prep.cfg, status=status, name=name)
+    save_checkpoint(prep.init, run.folder / INIT_FILE)
+    atomic_write_text(run.folder / "finetune.json", json.dumps(
+        {"source": prep.source.record(), "head": prep.head,
+         "groups": [{"name": g.name, "params": g.num_params} for g in prep.groups],
+         "frozen": prep.cfg.finetune["frozen"], "lr_mults": prep.cfg.finetune["lr_mults"],
+         "unfreeze_after": ft.unfreeze_after}, indent=2))
+    with ws.write() as conn:
+        conn.execute("UPDATE runs SET kind='finetune', parent_run_id=? WHERE id=?",
+                     (prep.source.parent_run_id, run.id))
+    return get_run(ws, run.id)
+
+
+def start_finetune(ws: Workspace, cfg: TrainConfig, ft: FinetuneConfig, *, name: str = "") -> Run:
+    """Create a fine-tuning run and queue it as a background job."""
+    from core.training import jobs
+    run = create_finetune_run(ws, cfg, ft, name=name)
+    jobs._enqueue(ws, run.id, resume=False)
+    jobs.dispatch(ws)
+    return get_run(ws, run.id)
+
+
+def read_finetune_info(folder: Path) -> dict:
+    try:
+        return json.loads((folder / "finetune.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def apply_finetune(t, run_dir: Path | None, ws: Workspace | None = None) -> None:
+    """The engine's hook: starting weights, per-group optimizer, freeze schedule."""
+    ft = t.cfg.finetune
+    path = run_dir / INIT_FILE if run_dir is not None else None
+    if path is not None and path.exists():
+        init = load_checkpoint(path, map_location="cpu")
+    elif ws is not None:
+        init = prepare_finetune(ws, t.cfg, FinetuneConfig(
+            ft["source"], ft.get("freeze", "none"), ft.get("unfreeze_after", 0),
+            ft.get("lr_mults") or "")).init
+    else:
+        raise ImageLabError("a fine-tuning run needs its init.pt or a workspace to load from")
+    model = t.bare_model
+    model.load_state_dict(init["model"])
+    if init.get("mean") and init.get("std"):
+        t.data.mean, t.data.std = list(init["mean"]), list(init["std"])
+        t.augment = BatchAugment(t.cfg, t.data.mean, t.data.std, t.data.channels)
+    groups = layer_groups(model)
+    names = [g.name for g in groups]
+    mults = resolve_lr_mults(ft.get("lr_mults") or "", names)
+    frozen = ft.get("frozen")
+    if frozen is None:
+        frozen = resolve_freeze(ft.get("freeze", "none"), names)
+    t.optimizer = build_group_optimizer(param_groups(model, groups, mults, t.cfg.weight_decay),
+                                        t.cfg)
+    t.epoch_start = FreezeSchedule(groups, frozen, int(ft.get("unfreeze_after") or 0))
+
+
+def build_group_optimizer(groups: list[dict], cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The configured optimizer over per-layer-group param groups."""
+    if cfg.optimizer in ("sgd", "nesterov"):
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum,
+                               nesterov=cfg.optimizer == "nesterov")
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=cfg.lr)
+    return torch.optim.AdamW(groups, lr=cfg.lr)
