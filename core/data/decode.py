@@ -13,7 +13,7 @@ import io
 import warnings
 from dataclasses import dataclass
 
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image, ImageOps
 
 ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp",
@@ -37,6 +37,7 @@ class DecodedImage:
     source_mode: str     # the mode stored in the file (e.g. CMYK, P, I;16)
     width: int
     height: int
+    plain: bool = False  # the file itself shows exactly these pixels (see ``_is_plain``)
 
 
 def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> DecodedImage:
@@ -61,10 +62,14 @@ def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> DecodedImage:
                 raise BadImage(f"image too large (a decompression bomb?): {width}×{height} pixels "
                                f"(limit {max_pixels:,} pixels)")
             source_mode = img.mode
-            if getattr(img, "n_frames", 1) > 1:
+            frames = getattr(img, "n_frames", 1)
+            if frames > 1:
                 img.seek(0)  # animated: take the first frame
             img.load()
-            img = ImageOps.exif_transpose(img)
+            orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
+            if orientation != 1:
+                img = ImageOps.exif_transpose(img)
+            plain = _is_plain(img, fmt, frames, orientation)
             img = normalise_mode(img)
     except BadImage:
         raise
@@ -78,7 +83,15 @@ def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> DecodedImage:
         raise BadImage(f"cannot decode image: {reason}") from None
     finally:
         Image.MAX_IMAGE_PIXELS = old_limit
-    return DecodedImage(img, fmt, source_mode, img.width, img.height)
+    return DecodedImage(img, fmt, source_mode, img.width, img.height, plain)
+
+
+def _is_plain(img: Image.Image, fmt: str, frames: int, orientation: int) -> bool:
+    """True when a browser shows the file as these decoded pixels: one upright frame of
+    PNG or JPEG in L or RGB, with no transparency and no colour profile."""
+    return (fmt in ("PNG", "JPEG") and img.mode in ("L", "RGB") and frames == 1
+            and orientation == 1 and "transparency" not in img.info
+            and "icc_profile" not in img.info)
 
 
 def normalise_mode(img: Image.Image) -> Image.Image:

@@ -5,7 +5,8 @@ webcam) hands images to a writer, one by one (``add_bytes``) or as a stream of
 ``SourceItem`` (``add_items``, decoded on a small thread pool). The writer decodes
 each image fully and safely once, computes its statistics (perceptual hash,
 brightness, sharpness, channel means), stores the original bytes under
-``images/<batch>/``, caches a thumbnail, and on ``commit()`` inserts every row,
+``images/<batch>/`` (a local source file on the same filesystem is hardlinked
+there rather than copied), caches a thumbnail, and on ``commit()`` inserts every row,
 class and initial label event in one transaction, refreshes the quality flags,
 saves the import report, and fills the decoded-pixel cache from the images it
 already holds in memory. A source that is mostly bad still imports its good
@@ -25,6 +26,7 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
@@ -59,6 +61,7 @@ class SourceItem:
     read: Callable[[], bytes]
     label: str | None = None
     split: str | None = None
+    path: Path | None = None       # the local file ``read()`` reads, if any: it may be hardlinked
 
 
 @dataclass
@@ -193,22 +196,24 @@ class DatasetWriter:
 
     def _read_and_prepare(self, index: int, item: SourceItem):
         try:
+            state = _file_state(item.path) if item.path is not None else None
             data = item.read()
         except OSError as exc:
             return Skipped(item.name, f"cannot read file: {exc.strerror or exc}")
         except ImageLabError as exc:
             return Skipped(item.name, str(exc))
-        return self._prepare(index, data, item.name, item.label, item.split)
+        return self._prepare(index, data, item.name, item.label, item.split,
+                             (item.path, state) if state is not None else None)
 
-    def _prepare(self, index, data, original_name, label, split):
+    def _prepare(self, index, data, original_name, label, split, source=None):
         try:
             decoded = decode_image(data)
         except BadImage as exc:
             return Skipped(original_name, str(exc))
-        return self._store(index, data, decoded, original_name, label, split)
+        return self._store(index, data, decoded, original_name, label, split, source)
 
     def _store(self, index: int, data: bytes, decoded: DecodedImage, original_name: str,
-               label: str | None, split: str | None):
+               label: str | None, split: str | None, source: tuple | None = None):
         sha = hashlib.sha256(data).hexdigest()
         ext = _EXT.get(decoded.format, "img")
         rel = f"{self._batch_rel}/{index // 1000:04d}/{index % 1000:03d}-{sha[:12]}.{ext}"
@@ -216,9 +221,11 @@ class DatasetWriter:
         if target.parent not in self._dirs:
             target.parent.mkdir(parents=True, exist_ok=True)
             self._dirs.add(target.parent)
-        with open(target, "wb") as fh:
-            fh.write(data)
-        write_thumbnail(self.ws.thumbs_dir, sha, decoded.image)
+        if source is None or not _link_unchanged(*source, len(data), target):
+            with open(target, "xb") as fh:  # a new file: never write through a link
+                fh.write(data)
+        write_thumbnail(self.ws.thumbs_dir, sha, decoded.image,
+                        target if decoded.plain else None)
         stats = image_stats(decoded.image)
         pending = _Pending(index, rel, original_name, sha, decoded.width, decoded.height,
                            decoded.image.mode, decoded.format, len(data), _clean_label(label),
@@ -325,6 +332,28 @@ class DatasetWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
             self.abort()
+
+
+def _file_state(path: Path) -> tuple:
+    """What identifies a file's current content: device, inode, size, modification time."""
+    st = os.lstat(path)
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _link_unchanged(path: Path, state: tuple, size: int, target: Path) -> bool:
+    """Hardlink ``path`` at ``target`` if it is still the file that was read (same inode,
+    size and modification time as before the read, and ``size`` bytes); else leave no
+    file at ``target`` and return False, for the caller to write the bytes it holds."""
+    if state[2] != size:
+        return False
+    try:
+        os.link(path, target, follow_symlinks=False)
+    except OSError:
+        return False  # another filesystem, or links not allowed: copy instead
+    if _file_state(target) == state:
+        return True
+    os.unlink(target)  # changed since it was read: the caller writes what it read
+    return False
 
 
 def _check_split(split: str | None) -> None:

@@ -20,11 +20,8 @@ def dhash(img: Image.Image) -> int:
     """The 64-bit difference hash of ``img`` as a signed 64-bit int."""
     small = img.convert("L").resize((9, 8), Image.Resampling.BOX)
     px = np.asarray(small, dtype=np.int16)
-    bits = (px[:, :-1] > px[:, 1:]).flatten()
-    value = 0
-    for b in bits:
-        value = (value << 1) | int(b)
-    return to_signed(value)
+    bits = np.packbits(px[:, :-1] > px[:, 1:])  # row-major, first pixel pair = top bit
+    return to_signed(int.from_bytes(bits.tobytes(), "big"))
 
 
 def to_signed(value: int) -> int:

@@ -62,32 +62,45 @@ def content_flags(brightness: float, sharpness: float) -> int:
 
 
 def image_stats(img: Image.Image) -> ImageStats:
-    """Statistics of an ``L`` or ``RGB`` image (see the module docstring)."""
+    """Statistics of an ``L`` or ``RGB`` image (see the module docstring).
+
+    One array conversion and a handful of whole-array operations: on small images
+    the cost is per call, not per pixel, so fewer calls is what makes this fast.
+    """
     if max(img.size) > STATS_SIDE:
         small = img.copy()
         small.thumbnail((STATS_SIDE, STATS_SIDE), Image.Resampling.BILINEAR)
     else:
         small = img
     arr = np.asarray(small, dtype=np.float32)
-    if arr.ndim == 2:
-        luma = arr
-        m = float(arr.mean()) / 255.0
-        q = float(np.square(arr).mean()) / 65025.0
-        means, squares = (m, m, m), (q, q, q)
+    flat = arr.reshape(len(arr) * arr.shape[1], -1)      # pixels × channels
+    ones = np.ones(len(flat), dtype=np.float32)
+    mv = (ones @ flat) / (len(flat) * 255.0)               # sums as products: few calls
+    qv = (ones @ np.square(flat)) / (len(flat) * 65025.0)
+    if flat.shape[1] == 1:
+        luma, brightness = arr, float(mv[0]) * 255.0
+        means, squares = (float(mv[0]),) * 3, (float(qv[0]),) * 3
     else:
-        luma = arr[..., 0] * 0.299 + arr[..., 1] * 0.587 + arr[..., 2] * 0.114
-        flat = arr.reshape(-1, 3)
-        mv = flat.mean(axis=0) / 255.0
-        qv = np.square(flat).mean(axis=0) / 65025.0
+        luma, brightness = (flat @ _LUMA).reshape(arr.shape[:2]), float(mv @ _LUMA) * 255.0
         means = (float(mv[0]), float(mv[1]), float(mv[2]))
         squares = (float(qv[0]), float(qv[1]), float(qv[2]))
-    if luma.shape[0] >= 3 and luma.shape[1] >= 3:
-        lap = (luma[1:-1, :-2] + luma[1:-1, 2:] + luma[:-2, 1:-1] + luma[2:, 1:-1]
-               - 4.0 * luma[1:-1, 1:-1])
-        sharpness = float(lap.var())
-    else:
-        sharpness = 0.0
-    return ImageStats(dhash(small), float(luma.mean()), sharpness, means, squares)
+    return ImageStats(dhash(small), brightness, _laplacian_variance(luma), means, squares)
+
+
+def _laplacian_variance(luma: np.ndarray) -> float:
+    """Variance of the 4-neighbour Laplacian (0 for images under 3×3)."""
+    if luma.shape[0] < 3 or luma.shape[1] < 3:
+        return 0.0
+    lap = luma[1:-1, :-2] + luma[1:-1, 2:]
+    lap += luma[:-2, 1:-1]
+    lap += luma[2:, 1:-1]
+    lap -= 4.0 * luma[1:-1, 1:-1]
+    flat = lap.ravel()
+    mean = float(flat.sum(dtype=np.float64)) / flat.size
+    return max(0.0, float(np.dot(flat, flat)) / flat.size - mean * mean)
+
+
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
 def refresh_flags(conn, dataset_id: int) -> None:

@@ -1,7 +1,13 @@
-"""Small JPEG thumbnails for galleries, keyed by content hash.
+"""Small thumbnails for galleries, keyed by content hash (``thumbnail_path``).
 
-Tiny images (8×8 digits) are scaled *up* with nearest-neighbour so that the
-gallery shows crisp pixels instead of a blur.
+An image already at thumbnail size (both sides at most ``THUMB_SIZE``) whose file
+shows exactly its decoded pixels (``DecodedImage.plain``: PNG or JPEG, upright, no
+transparency) is its own thumbnail: the stored original is hardlinked at the
+thumbnail's path, so no second file is encoded or written (its bytes are PNG or
+JPEG whatever the name says; readers such as ``st.image`` go by the content).
+Any other image gets a cached JPEG. Tiny images (under a quarter of ``THUMB_SIZE``,
+such as 8×8 digits) always do, scaled *up* with nearest-neighbour so that the
+gallery shows crisp pixels instead of a browser's blur.
 """
 
 from __future__ import annotations
@@ -33,11 +39,34 @@ def make_thumbnail_bytes(img: Image.Image, size: int = THUMB_SIZE) -> bytes:
     return buf.getvalue()
 
 
-def write_thumbnail(thumbs_dir: Path, sha256: str, img: Image.Image) -> Path:
+def write_thumbnail(thumbs_dir: Path, sha256: str, img: Image.Image,
+                    original: Path | None = None) -> Path:
+    """Cache the thumbnail of ``img``; ``original``: its stored file, when that file
+    shows exactly ``img`` (see the module docstring)."""
     path = thumbnail_path(thumbs_dir, sha256)
+    if original is not None and THUMB_SIZE // 4 <= max(img.size) <= THUMB_SIZE \
+            and _link(original, path):
+        return path
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_bytes(make_thumbnail_bytes(img))
         tmp.replace(path)
     return path
+
+
+def _link(original: Path, path: Path) -> bool:
+    """Hardlink ``original`` at ``path`` (True if a thumbnail is now there)."""
+    for attempt in (0, 1):
+        try:
+            os.link(original, path, follow_symlinks=False)
+            return True
+        except FileExistsError:
+            return True
+        except FileNotFoundError:
+            if attempt:
+                return False
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return False  # no hardlinks on this filesystem (or not allowed): encode one
+    return False

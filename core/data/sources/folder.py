@@ -15,7 +15,6 @@ everything else that is skipped.
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 from typing import Iterator
 
@@ -48,24 +47,25 @@ def folder_items(root: Path, writer: DatasetWriter, *, prefix: str = "",
     if not root.is_dir():
         raise ImageLabError(f"{root} is not a folder")
     entries = _list_dir(root, writer, prefix)
-    subdirs = [e for e in entries if e.is_dir()]
-    files = [e for e in entries if not e.is_dir()]
     items: list[SourceItem] = []
-    split_layout = any(d.name.lower() in SPLIT_NAMES for d in subdirs)
-    for f in files:
-        items.append(_item(f, root, prefix, label, None))
-    for d in subdirs:
+    split_layout = any(is_dir and d.name.lower() in SPLIT_NAMES for d, _, is_dir in entries)
+    for f, rel, is_dir in entries:
+        if not is_dir:
+            items.append(_item(f, rel, label, None))
+    for d, rel, is_dir in entries:
+        if not is_dir:
+            continue
         if split_layout and d.name.lower() in SPLIT_NAMES:
             split = SPLIT_NAMES[d.name.lower()]
-            for e in _list_dir(d, writer, prefix, root):
-                if e.is_dir():
-                    for f in _walk_files(e, writer, prefix, root):
-                        items.append(_item(f, root, prefix, label or e.name, split))
+            for e, e_rel, e_is_dir in _list_dir(d, writer, rel + "/"):
+                if e_is_dir:
+                    for f, f_rel in _walk_files(e, writer, e_rel + "/"):
+                        items.append(_item(f, f_rel, label or e.name, split))
                 else:
-                    items.append(_item(e, root, prefix, label, split))
+                    items.append(_item(e, e_rel, label, split))
         else:
-            for f in _walk_files(d, writer, prefix, root):
-                items.append(_item(f, root, prefix, label or d.name, None))
+            for f, f_rel in _walk_files(d, writer, rel + "/"):
+                items.append(_item(f, f_rel, label or d.name, None))
     return items
 
 
@@ -77,45 +77,45 @@ def import_folder(writer: DatasetWriter, root: Path, *, prefix: str = "",
     writer.add_items(items, total=len(items))
 
 
-def _item(path: Path, root: Path, prefix: str, label: str | None, split: str | None) -> SourceItem:
-    name = prefix + path.relative_to(root).as_posix()
-    return SourceItem(name, lambda p=path: read_file(p), label, split)
+def _item(path: Path, name: str, label: str | None, split: str | None) -> SourceItem:
+    return SourceItem(name, lambda p=path: read_file(p), label, split, path=path)
 
 
-def _list_dir(folder: Path, writer: DatasetWriter, prefix: str, root: Path | None = None
-              ) -> list[Path]:
-    """Regular files and real folders in ``folder``, sorted; the rest is reported."""
-    root = root or folder
+def _list_dir(folder: Path, writer: DatasetWriter, base: str) -> list[tuple[Path, str, bool]]:
+    """(path, name for the report, is a folder) of the regular files and real folders in
+    ``folder``, sorted by name; ``base`` prefixes the names. The rest is reported.
+
+    ``os.scandir`` gives each entry's type from the directory listing itself, so a
+    folder of 10,000 files costs no system call per file.
+    """
     out = []
     try:
-        names = sorted(os.listdir(folder))
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
     except OSError as exc:
         raise ImageLabError(f"cannot read folder {folder}: {exc.strerror or exc}") from None
-    for name in names:
-        path = folder / name
-        rel = prefix + path.relative_to(root).as_posix()
+    for entry in entries:
+        rel = base + entry.name
         try:
-            st = os.lstat(path)
+            if entry.is_symlink():
+                writer.skip(rel, "symbolic link (not followed)")
+            elif entry.is_dir(follow_symlinks=False):
+                if entry.name in IGNORED_DIRS:
+                    writer.note(f"{rel}/: macOS metadata folder ignored")
+                else:
+                    out.append((folder / entry.name, rel, True))
+            elif entry.is_file(follow_symlinks=False):
+                out.append((folder / entry.name, rel, False))
+            else:
+                writer.skip(rel, "not a regular file (device, pipe or socket)")
         except OSError as exc:
             writer.skip(rel, f"cannot read: {exc.strerror or exc}")
-            continue
-        if stat.S_ISLNK(st.st_mode):
-            writer.skip(rel, "symbolic link (not followed)")
-        elif stat.S_ISDIR(st.st_mode):
-            if name in IGNORED_DIRS:
-                writer.note(f"{rel}/: macOS metadata folder ignored")
-            else:
-                out.append(path)
-        elif stat.S_ISREG(st.st_mode):
-            out.append(path)
-        else:
-            writer.skip(rel, "not a regular file (device, pipe or socket)")
     return out
 
 
-def _walk_files(folder: Path, writer: DatasetWriter, prefix: str, root: Path) -> Iterator[Path]:
-    for e in _list_dir(folder, writer, prefix, root):
-        if e.is_dir():
-            yield from _walk_files(e, writer, prefix, root)
+def _walk_files(folder: Path, writer: DatasetWriter, base: str) -> Iterator[tuple[Path, str]]:
+    for path, rel, is_dir in _list_dir(folder, writer, base):
+        if is_dir:
+            yield from _walk_files(path, writer, rel + "/")
         else:
-            yield e
+            yield path, rel

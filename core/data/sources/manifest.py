@@ -101,7 +101,7 @@ def manifest_items(writer: DatasetWriter, text: str, display: str, *, base_dir: 
             if not p.is_file():
                 writer.skip(f"{where}: {path}", "file not found")
                 continue
-            items.append(SourceItem(path, lambda q=p: read_file(q), label, split or None))
+            items.append(SourceItem(path, lambda q=p: read_file(q), label, split or None, path=p))
         else:
             writer.skip(where, "no path or url in this row")
     return items
