@@ -29,6 +29,7 @@ from core.inference.predictor import LoadedModel, load_run_model
 from core.store.workspace import Workspace, atomic_write_text
 
 SPLIT_CHOICES = ("test", "val", "train", "all")
+BATCH_SIZE = 256
 
 
 def labelled_rows(ws: Workspace, dataset: str, split: str) -> tuple[np.ndarray, list[str], int]:
@@ -57,7 +58,7 @@ def match_classes(model_classes: list[str], data_classes: list[str], dataset: st
 
 
 def run_logits(ws: Workspace, lm: LoadedModel, dataset: str, image_ids: np.ndarray,
-               batch_size: int = 256, progress=None) -> np.ndarray:
+               batch_size: int = BATCH_SIZE, progress=None) -> np.ndarray:
     """Logits for ``image_ids`` of ``dataset``, read from the cache in batches."""
     cache = load_cache(ws, dataset, lm.image_size)
     if cache.channels != lm.channels:
