@@ -505,11 +505,14 @@ def estimate_epoch_seconds(ws: Workspace, cfg: TrainConfig, steps: int = 4) -> d
     full = t.steps_per_epoch
     timed = min(full, steps + 1)
     t.steps_per_epoch = 1
-    train_one_epoch(t)                         # warm-up: allocations, kernel choice
-    t.steps_per_epoch, t.accum = timed, {}
     t0 = time.perf_counter()
-    train_one_epoch(t)
-    per_step = (time.perf_counter() - t0) / max(1, timed - 1)
+    train_one_epoch(t)                         # warm-up: allocations, kernel choice
+    per_step = time.perf_counter() - t0        # (the only timing when an epoch is one step)
+    if timed > 1:
+        t.steps_per_epoch, t.accum = timed, {}
+        t0 = time.perf_counter()
+        train_one_epoch(t)
+        per_step = (time.perf_counter() - t0) / (timed - 1)
     t1 = time.perf_counter()
     evaluate(t)
     eval_s = time.perf_counter() - t1

@@ -39,6 +39,10 @@ def test_defaults_follow_the_dataset(sample_workspace):
     assert at.slider(key="train_shapes_size").value == 32
     assert at.toggle(key="train_shapes_flip").value is True
     assert at.selectbox(key="train_shapes_arch").value == "compact"
+    at.button(key="train_estimate").click().run()              # a few real timed steps
+    assert not at.exception
+    estimate = next(i.value for i in at.info if "per epoch" in i.value)
+    assert "steps at" in estimate and "images/s" in estimate
     version = at.selectbox(key="train_shapes_version")
     assert version.value is None and "current (v" in version.format_func(version.value)
 
