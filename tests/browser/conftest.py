@@ -33,8 +33,9 @@ def free_port() -> int:
 
 
 class StreamlitServer:
-    def __init__(self, home: Path, port: int | None = None):
-        self.home, self.port = home, port or free_port()
+    def __init__(self, home: Path, port: int | None = None, launcher: bool = False):
+        """``launcher=True`` starts it exactly as ``make run`` does (``dashboard.launch``)."""
+        self.home, self.port, self.launcher = home, port or free_port(), launcher
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = home.parent / f"streamlit-{self.port}.log"
         self.proc: subprocess.Popen | None = None
@@ -42,11 +43,14 @@ class StreamlitServer:
     def start(self, timeout: float = 60) -> "StreamlitServer":
         env = dict(os.environ, IMAGELAB_HOME=str(self.home), PYTHONPATH=str(REPO))
         log = open(self.log_path, "wb")
+        cmd = ([sys.executable, "-m", "dashboard.launch", "--port", str(self.port)]
+               if self.launcher else
+               [sys.executable, "-m", "streamlit", "run", "streamlit_app.py",
+                "--server.port", str(self.port), "--server.address", "127.0.0.1",
+                "--server.headless", "true", "--server.fileWatcherType", "none",
+                "--browser.gatherUsageStats", "false"])
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "streamlit_app.py",
-             "--server.port", str(self.port), "--server.address", "127.0.0.1",
-             "--server.headless", "true", "--server.fileWatcherType", "none",
-             "--browser.gatherUsageStats", "false"],
+            cmd,
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -134,9 +138,10 @@ def assert_no_exception_box(page) -> None:
     assert boxes.count() == 0, boxes.first.inner_text()
 
 
-def screenshot(page, name: str) -> Path:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
+def screenshot(page, name: str, folder: Path | None = None) -> Path:
+    folder = folder or ARTIFACTS
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
 
