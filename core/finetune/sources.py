@@ -146,7 +146,7 @@ def file_weights(path: Path, *, arch: str | None = None) -> SourceWeights:
     if path.suffix.lower() == ".safetensors":
         state, meta = _load_safetensors(path)
     else:
-        data = load_checkpoint(path)
+        data = _load_torch_file(path)
         if isinstance(data, dict) and isinstance(data.get("model"), dict):
             meta = {"arch": (data.get("config") or {}).get("arch"),
                     "class_names": data.get("class_names"),
@@ -165,8 +165,20 @@ def file_weights(path: Path, *, arch: str | None = None) -> SourceWeights:
                          list(names) if names else None, meta.get("image_size"), path=str(path))
 
 
+def _load_torch_file(path: Path):
+    """``load_checkpoint`` (weights_only=True), with any unpickling failure made a clear error:
+    a text or random file can fail deep in the unpickler with IndexError or KeyError."""
+    try:
+        return load_checkpoint(path)
+    except ImageLabError:
+        raise
+    except Exception as exc:     # noqa: BLE001 — whatever the bytes were, they are not weights
+        raise ImageLabError(f"checkpoint {path} cannot be read: it is not a PyTorch weights "
+                            f"file ({type(exc).__name__})") from None
+
+
 def _load_state_file(path: Path) -> dict:
-    data = load_checkpoint(path)
+    data = _load_torch_file(path)
     if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
         raise ImageLabError(f"{path} is not a state dict of tensors; delete it and put the "
                             "original torchvision file there")
