@@ -1,13 +1,101 @@
-"""Fine-tune: not built yet; the page says so plainly."""
+"""Fine-tune: start from a pretrained model, choose what trains, find the learning rate,
+start a background run, and see what the pretrained start bought over training from scratch.
+"""
 
-from dashboard.setup import not_built_yet, page_setup
 import streamlit as st
 
-page_setup("Fine-tune", "🎯")
+from core.data.catalog import list_datasets
+from core.errors import ImageLabError
+from core.finetune.compare import latest_comparison, quick_probe, start_comparison
+from core.finetune.lr_finder import lr_find
+from core.finetune.setup import FinetuneConfig, prepare_finetune, start_finetune
+from core.training.config import TrainConfig
+from dashboard.finetune import (comparison_view, group_tree, head_report, lr_finder_figure,
+                                preview, source_picker)
+from dashboard.run_view import live_run
+from dashboard.setup import page_setup
+
+ws = page_setup("Fine-tune", "🎯")
 st.title("Fine-tune")
-not_built_yet("Fine-tuning", [
-    "start from a run in this workspace, ImageNet weights or a checkpoint file",
-    "freeze and unfreeze layer groups, with per-group learning rates",
-    "find a learning rate with the range test",
-    "compare against training from scratch on the same budget",
-])
+st.caption("Start from a model trained before — here, or on ImageNet — and adapt it to a new "
+           "dataset. Fine-tuning runs are ordinary runs: they keep going when you close the tab.")
+
+datasets = [d.name for d in list_datasets(ws)]
+if not datasets:
+    st.info("The workspace has no datasets yet: import one on the Data page.")
+    st.stop()
+
+left, right = st.columns([3, 2], gap="large")
+with left:
+    st.subheader("1 · Pretrained start")
+    source, arch = source_picker(ws)
+    dataset = st.selectbox("Fine-tune on dataset", datasets, key="ft_dataset")
+    if not source:
+        st.stop()
+    try:
+        info = preview(ws, dataset, source, arch)
+    except ImageLabError as exc:
+        st.error(str(exc))
+        st.stop()
+    head_report(info)
+    st.subheader("2 · What trains")
+    frozen, mults = group_tree(info)
+    c1, c2, c3 = st.columns(3)
+    epochs = c1.number_input("Epochs", 1, 500, int(info["epochs"]), key="ft_epochs")
+    unfreeze = c2.number_input("Unfreeze all after epoch (0: never)", 0, 500, 0,
+                               key="ft_unfreeze", help="Gradual unfreezing, as fastai's "
+                               "fine_tune: train the unfrozen groups first, then everything.")
+    st.session_state.setdefault("ft_lr", float(info["lr"]))
+    lr = c3.number_input("Learning rate", 1e-6, 10.0, key="ft_lr", format="%.5f")
+
+cfg = TrainConfig(dataset=dataset, arch=info["arch"], image_size=info["image_size"],
+                  epochs=int(epochs), batch_size=info["batch_size"], lr=float(lr))
+ft = FinetuneConfig(source, frozen, int(unfreeze), mults)
+
+with right:
+    st.subheader("3 · Learning rate")
+    if st.button("Find the learning rate", key="ft_lr_find"):
+        with st.spinner("Range test: a short training with a growing learning rate…"):
+            try:
+                st.session_state["ft_lr_result"] = lr_find(ws, prepare_finetune(ws, cfg, ft).cfg,
+                                                           steps=60)
+            except ImageLabError as exc:
+                st.error(str(exc))
+    res = st.session_state.get("ft_lr_result")
+    if res:
+        st.plotly_chart(lr_finder_figure(res), key="ft_lr_plot")
+        st.button(f"Use this rate: {res['suggested_lr']:.3g}", key="ft_lr_use",
+                  on_click=lambda v=float(res["suggested_lr"]): st.session_state.update(ft_lr=v))
+    st.subheader("4 · Head only or everything?")
+    st.caption("Freezing is cheap and safe when the new images look like the old ones; when "
+               "the domain differs (blurry 8×8 digits after MNIST), training everything wins.")
+    if st.button("Quick probe: head only vs full", key="ft_probe"):
+        with st.spinner("Training both for a few dozen steps…"):
+            try:
+                st.session_state["ft_probe_rows"] = quick_probe(ws, cfg, source)
+            except ImageLabError as exc:
+                st.error(str(exc))
+    if st.session_state.get("ft_probe_rows"):
+        st.dataframe(st.session_state["ft_probe_rows"], hide_index=True, key="ft_probe_table",
+                     column_config={"val_accuracy": st.column_config.NumberColumn(
+                         "val accuracy", format="percent")})
+
+st.subheader("5 · Train")
+b1, b2, _ = st.columns([1, 2, 3])
+if b1.button("Start fine-tuning", type="primary", key="ft_start"):
+    try:
+        st.session_state["ft_watch"] = start_finetune(ws, cfg, ft).id
+    except ImageLabError as exc:
+        st.error(str(exc))
+if b2.button("Compare with training from scratch", key="ft_compare"):
+    try:
+        run, _ = start_comparison(ws, cfg, ft)
+        st.session_state["ft_watch"] = None
+    except ImageLabError as exc:
+        st.error(str(exc))
+pair = latest_comparison(ws)
+if st.session_state.get("ft_watch"):
+    live_run(ws, st.session_state["ft_watch"])
+elif pair:
+    st.markdown("**Same budget, same data: pretrained start vs from scratch**")
+    comparison_view(ws, pair)
