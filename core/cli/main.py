@@ -17,13 +17,13 @@ import sys
 
 from core.errors import ImageLabError
 
-COMMAND_MODULES = [
-    "core.cli.evaluate",
+COMMAND_MODULES = [          # in the order of the workflow, as --help lists them
     "core.cli.datasets",
     "core.cli.labels",
     "core.cli.train",
     "core.cli.finetune",
     "core.cli.runs",
+    "core.cli.evaluate",
     "core.cli.serve",
 ]
 
