@@ -16,7 +16,6 @@ from core.training.runs import get_run, list_runs, read_log, read_metrics, read_
 from dashboard.figures import training_curves_figure
 
 ACTIVE = ("queued", "running")
-ICONS = {"queued": "⏳", "running": "🏃", "finished": "✅", "stopped": "⏸️", "failed": "❌"}
 
 
 def default_run(ws) -> str | None:
@@ -33,7 +32,7 @@ def run_picker(ws) -> str | None:
     if not runs:
         return None
     ids = [r.id for r in runs]
-    labels = {r.id: f"{ICONS.get(r.status, '')} {r.id} · {r.dataset} · {r.config.get('arch')} · "
+    labels = {r.id: f"{r.id} · {r.dataset} · {r.config.get('arch')} · "
                     f"{r.status}" for r in runs}
     if st.session_state.get("train_watch") not in ids:
         st.session_state["train_watch"] = default_run(ws)
@@ -104,7 +103,7 @@ def runs_table(ws, limit: int = 20) -> None:
     for r in runs:
         m = r.metrics or {}
         rows.append({"run": r.id, "dataset": r.dataset, "model": r.config.get("arch"),
-                     "status": f"{ICONS.get(r.status, '')} {r.status}",
+                     "status": r.status,
                      "epochs": f"{m.get('epochs', 0)}/{r.config.get('epochs')}",
                      "val accuracy": m.get("val_accuracy"),
                      "best": m.get("best_val_accuracy"),
