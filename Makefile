@@ -8,7 +8,7 @@ HOST    ?= 127.0.0.1
 PORT    ?= 8501
 export IMAGELAB_HOME ?= $(CURDIR)/workspace
 
-.PHONY: setup setup-dev browser run samples test bench soak clean-workspace help
+.PHONY: setup setup-dev browser run samples test bench soak guide-images clean-workspace help
 
 help:
 	@echo "make run    set up, prepare the built-in samples, open the dashboard on http://$(HOST):$(PORT)"
@@ -55,6 +55,11 @@ bench: setup
 # Robustness: 100k images, a training job, two editing sessions, random kills (~10 min).
 soak: setup
 	$(PY) -m bench.soak
+
+# Re-take the user guide's pictures with the journey test.
+guide-images: setup-dev
+	$(PY) -m pytest tests/browser/test_journey.py -k new_user_journey -q
+	rm -f docs/images/journey/*.png && cp tests/artifacts/journey/*.png docs/images/journey/
 
 clean-workspace:
 	rm -rf "$(IMAGELAB_HOME)"

@@ -61,8 +61,8 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
         return torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise ImageLabError(f"checkpoint {path} does not exist") from None
-    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError,
-            zipfile.BadZipFile) as exc:
+    except (RuntimeError, EOFError, OSError, ValueError, IndexError, KeyError,
+            pickle.UnpicklingError, zipfile.BadZipFile) as exc:
         # Not a checkpoint, a torn file, or pickled code that weights_only refuses to run.
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ImageLabError(f"checkpoint {path} cannot be read: {first}") from None

@@ -61,6 +61,11 @@ def device_bf16(device_type: str) -> bool:
 def prepare_config(ws: Workspace, cfg: TrainConfig) -> TrainConfig:
     """Validate the dataset and fill the automatic options."""
     facts = dataset_facts(ws, cfg.dataset, cfg.label_version)
+    if cfg.label_version is None:
+        # Pin the labels the run starts on: edits made while it trains (or while it is
+        # stopped) do not change what it learns, so it can always resume exactly, and its
+        # results trace to one label version. The next run picks the edits up.
+        cfg.label_version = facts.label_version
     device = pick_device(cfg.device)
     cfg = resolve_config(cfg, facts, device.split(":")[0], device_bf16(device.split(":")[0]))
     if cfg.batch_size > facts.num_train:

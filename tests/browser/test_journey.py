@@ -25,6 +25,7 @@ from tests.browser.conftest import (ARTIFACTS, PageWatcher, StreamlitServer,
                                     assert_no_exception_box, screenshot, wait_for_app)
 from tests.browser.test_labels import choose, settle
 from tests.browser.test_train import metric, wait_metric
+from tests.conftest import REPO
 
 pytestmark = pytest.mark.browser
 SHOTS = ARTIFACTS / "journey"
@@ -165,7 +166,31 @@ def test_new_user_journey(browser, make_run_server, tmp_path):
     assert main.locator("[data-testid='stImage']").count() >= 1
     shot("evaluate-cell")
 
-    # 9. Demo: upload an image, get a prediction with Grad-CAM.
+    # 8. Fine-tune from the run onto a second dataset, with the learning-rate finder.
+    page.goto(f"{server.url}/Fine-tune")
+    wait_for_app(page, timeout=180_000)
+    choose(page, "Fine-tune on dataset", "shapes")
+    wait_for_app(page, timeout=180_000)
+    main.get_by_text("circle").first.wait_for()          # the head report names kept rows
+    epochs = main.get_by_label("Epochs")
+    epochs.fill("3")
+    epochs.press("Enter")
+    settle(page)
+    main.get_by_role("button", name="Find the learning rate").click()
+    use = main.get_by_role("button", name=re.compile(r"^Use this rate: "))
+    use.wait_for(timeout=180_000)
+    use.click()
+    settle(page)
+    main.get_by_role("button", name="Start fine-tuning").click()
+    wait_metric(page, "Status", "running|finished")
+    wait_metric(page, "Status", "finished", timeout=300_000)
+    with db(server) as conn:
+        ft_run, kind, parent = conn.execute(
+            "SELECT id, kind, parent_run_id FROM runs ORDER BY created_at DESC").fetchone()
+    assert ft_run != run_id and kind == "finetune" and parent == run_id
+    shot("finetune")
+
+    # 9. Demo: upload an image, get a prediction with Grad-CAM (the newest model is preselected).
     page.goto(f"{server.url}/Demo")
     wait_for_app(page, timeout=180_000)   # the only finished run is preselected
     sample = tmp_path / "query.png"
@@ -180,8 +205,13 @@ def test_new_user_journey(browser, make_run_server, tmp_path):
     # 10. Export to ONNX, checked against PyTorch.
     page.get_by_role("button", name="Export and check").click()
     main.get_by_text(re.compile(r"max \|Δ logit\| = ")).first.wait_for(timeout=180_000)
-    assert (server.home / "exports" / run_id / "model.onnx").exists()
+    assert (server.home / "exports" / ft_run / "model.onnx").exists()
     shot("export-onnx")
+
+    # The user guide shows exactly these pictures.
+    guide = (REPO / "docs" / "USER_GUIDE.md").read_text()
+    assert {p.stem for p in SHOTS.glob("*.png")} == set(re.findall(r"images/journey/([\w-]+)\.png",
+                                                                     guide))
 
     assert watcher.errors == [], watcher.errors
     page.close()

@@ -172,14 +172,30 @@ def test_resume_with_a_changed_dataset_is_refused(sample_workspace):
     ws = sample_workspace
     run = create_run(ws, TrainConfig(**TINY, log_every=1))
     assert train_run(ws, run.id, callbacks=[StopAt(run.folder, 0, 3)])["status"] == "stopped"
+    from core.labels.relabel import move_to_split
+    with ws.db() as conn:
+        image_id, = conn.execute("SELECT i.id FROM images i JOIN datasets d ON d.id = i.dataset_id "
+                                 "WHERE d.name='digits' AND i.split='train' LIMIT 1").fetchone()
+    move_to_split(ws, "digits", [image_id], "test")   # the run's training images changed
+    with pytest.raises(ImageLabError, match="changed since this run started"):
+        train_run(ws, run.id, resume=True)
+
+
+def test_relabelling_while_a_run_is_stopped_does_not_block_its_resume(sample_workspace):
+    """A run trains on the label version it started on; later edits are for the next run."""
+    ws = sample_workspace
+    run = create_run(ws, TrainConfig(**TINY, log_every=1))
+    assert run.config["label_version"] == run.label_version > 0
+    assert train_run(ws, run.id, callbacks=[StopAt(run.folder, 0, 3)])["status"] == "stopped"
     from core.labels.relabel import relabel_image
     with ws.db() as conn:
         image_id, = conn.execute("SELECT i.id FROM images i JOIN classes c ON c.id = i.class_id "
                                  "JOIN datasets d ON d.id = i.dataset_id WHERE d.name='digits' "
                                  "AND i.split='train' AND c.name='3' LIMIT 1").fetchone()
     relabel_image(ws, "digits", image_id, "8", expected="3")
-    with pytest.raises(ImageLabError, match="changed since this run started"):
-        train_run(ws, run.id, resume=True)
+    assert train_run(ws, run.id, resume=True)["status"] == "finished"
+    nxt = create_run(ws, TrainConfig(**TINY))
+    assert nxt.label_version > run.label_version     # the next run sees the fix
 
 
 def test_full_disk_while_saving_keeps_the_old_checkpoint(tmp_path):
