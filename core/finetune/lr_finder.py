@@ -81,6 +81,9 @@ def lr_find(ws: Workspace, cfg: TrainConfig, *, start_lr: float = 1e-5, end_lr: 
             "frozen": list(t.epoch_start.frozen) if t.epoch_start is not None else []}
 
 
+FLAT_DROP = 0.05   # the loss must fall by 5% before the steepest point means anything
+
+
 def suggest(lrs: list[float], losses: list[float]) -> dict:
     """Steepest descent of the smoothed loss before its minimum, and the minimum's rate / 10."""
     lr = np.asarray(lrs, dtype=np.float64)
@@ -92,5 +95,19 @@ def suggest(lrs: list[float], losses: list[float]) -> dict:
     grads = np.gradient(loss[:end + 1], np.log10(lr[:end + 1]))
     k = skip + int(np.argmin(grads[skip:end])) if end > skip else lo
     steepest = float(lr[k])
-    return {"suggested_lr": steepest if math.isfinite(steepest) else min_over_10,
-            "steepest_lr": steepest, "min_loss_lr": float(lr[lo]), "min_over_10_lr": min_over_10}
+    # A curve that barely falls before it blows up (a frozen body, a tiny dataset) has no
+    # real steepest point, only noise: then take the minimum's rate / 10, as fastai does.
+    # Never suggest far below that either (the steepest slope can sit in early noise).
+    drop = (loss[0] - loss[lo]) / max(abs(loss[0]), 1e-12)
+    if drop < FLAT_DROP:
+        # flat: the largest rate before the loss rises 5% above its start, / 10
+        above = np.nonzero(loss > loss[0] * (1 + FLAT_DROP))[0]
+        edge = int(above[0]) - 1 if len(above) else len(lr) - 1
+        suggested = float(lr[max(edge, 0)] / 10)
+    elif math.isfinite(steepest) and steepest >= lr[lo] / 1000:
+        suggested = steepest
+    else:
+        suggested = min_over_10
+    return {"suggested_lr": suggested,
+            "steepest_lr": steepest, "min_loss_lr": float(lr[lo]), "min_over_10_lr": min_over_10,
+            "loss_drop": float(drop)}

@@ -220,3 +220,18 @@ def test_cli_finetune_and_lr_find_print_one_json_document(trained_workspace):
                         "--dataset", "digits", "--json"], cwd=REPO, env=python_env(ws.root),
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and "neither a run" in json.loads(p.stdout)["error"]
+
+
+def test_lr_suggestion_on_flat_and_valley_curves():
+    import numpy as np
+    from core.finetune.lr_finder import suggest
+    lrs = list(np.logspace(-5, 1, 60))
+    # flat, then it explodes: the minimum's rate / 10, not the first noisy point
+    flat = [1.9 + 0.001 * np.sin(i) for i in range(50)] + [2 + 2 ** k for k in range(10)]
+    s = suggest(lrs, flat)
+    assert 0.05 < s["suggested_lr"] * 10 < 1.0   # a tenth of the last rate before the rise
+    # a clear valley: steepest descent, inside the falling part
+    valley = [2.3 - 2.0 / (1 + np.exp(-(np.log10(lr) + 2.5) * 3)) for lr in lrs[:45]] + \
+             [0.3 + 0.5 * k for k in range(15)]
+    s = suggest(lrs, valley)
+    assert s["suggested_lr"] == s["steepest_lr"] and 1e-4 < s["suggested_lr"] < 1e-2
