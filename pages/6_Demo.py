@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import ImageLabError
+from core.evaluation.evaluate import evaluate_run
 from core.inference.batch import predict_paths, rows_to_csv
 from core.inference.exporting import export_run
 from core.inference.feedback import send_feedback
@@ -76,6 +77,16 @@ if not presenter:
                           key="threshold")
     opacity = s2.slider("Grad-CAM opacity", 0.0, 1.0, 0.5, 0.05, key="cam_opacity")
     curve = accuracy_coverage_for(ws, run_a)
+    if curve is None:
+        # First demo of this run: evaluate its validation split once (stored), which also
+        # fits the temperature behind the calibrated probabilities.
+        try:
+            with st.spinner("Calibrating on the validation split (once per run)…"):
+                evaluate_run(ws, run_a, split="val")
+            curve = accuracy_coverage_for(ws, run_a)
+            models = [(r, loaded_model(ws, r)) for r, _ in models]   # picks up the temperature
+        except ImageLabError as exc:
+            st.caption(f"No calibration: {exc}")
     if curve:
         s1.plotly_chart(coverage_figure(curve, threshold), key="coverage")
     else:
