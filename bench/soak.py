@@ -161,6 +161,8 @@ def main(argv=None) -> int:
     from core.training.jobs import refresh, resume_run, start_run
     from core.training.runs import get_run
 
+    # Checkpoint every 10 s (default 60), so random kills land between checkpoints.
+    os.environ.setdefault("IMAGELAB_CHECKPOINT_EVERY_S", "10")
     ws = open_workspace(home)
     t0 = time.time()
     print(f"importing {args.images:,} shapes into {home} …", flush=True)
@@ -175,11 +177,14 @@ def main(argv=None) -> int:
     editors = [Editor(home, "soak", seed) for seed in (1, 2)]
     for e in editors:
         e.start()
-    trainer_kills = resumes = 0
+    trainer_kills = resumes = crashed_sessions = 0
     for round_ in range(args.kills):
         time.sleep(rng.uniform(8, 20))
         for e in editors:
             e.drain()
+            if e.proc.poll() is not None:          # a session that failed on its own
+                crashed_sessions += 1
+                e.start()
         r = get_run(ws, run.id)
         if r.status == "running" and r.pid:
             try:
@@ -236,11 +241,13 @@ def main(argv=None) -> int:
         "edit_conflicts_reported": sum(e.conflicts for e in editors),
         "trainer_kills": trainer_kills, "runs_resumed": resumes,
         "run_final_status": final.status, "run_val_accuracy": final.metrics.get("val_accuracy"),
-        "server_starts_ok": server_restarts, "integrity_check": integrity,
+        "server_starts_ok": server_restarts, "sessions_crashed": crashed_sessions,
+        "integrity_check": integrity,
         "peak_memory_mb": round(max(peak, trainer_peak), 1),
         "log": str(log),
     }
     ok = (found == len(acks) and integrity == "ok" and resumes == trainer_kills
+          and crashed_sessions == 0
           and final.status == "finished" and report["peak_memory_mb"] < 4096)
     width = max(len(k) for k in report)
     print("\nsoak results")

@@ -13,7 +13,7 @@ import sqlite3
 from pathlib import Path
 from typing import Iterator
 
-BUSY_TIMEOUT_MS = 10_000
+BUSY_TIMEOUT_MS = 30_000   # writers queue behind a long write instead of failing
 
 
 def connect(path: Path | str) -> sqlite3.Connection:

@@ -52,7 +52,30 @@ class RunFiles(Callback):
             fh.write(json.dumps(record) + "\n")
 
     def on_start(self, info: dict) -> None:
+        resumed = bool(info.get("resumed"))
+        self._trim_metrics(info.get("resume_global_step", 0) if resumed else 0,
+                           info.get("resume_epoch", 0) if resumed else 0)
         self._write_status(status="running", message="", **info)
+
+    def _trim_metrics(self, global_step: int, epoch: int) -> None:
+        """Forget records after the checkpoint being (re)started from: a killed trainer may
+        have logged steps it never saved, and a restart from scratch begins a new curve."""
+        path = self.run_dir / "metrics.jsonl"
+        if not path.exists():
+            return
+        kept = []
+        for line in path.read_text().splitlines():
+            try:
+                r = json.loads(line)
+            except ValueError:
+                continue
+            if r.get("type") == "step" and r.get("global_step", 0) <= global_step:
+                kept.append(line)
+            elif r.get("type") == "epoch" and r.get("epoch", 0) < epoch:
+                kept.append(line)
+            elif r.get("type") not in ("step", "epoch") and global_step:
+                kept.append(line)
+        atomic_write_text(path, "".join(k + "\n" for k in kept))
 
     def on_step(self, m: dict) -> None:
         self._append({"type": "step", **m})

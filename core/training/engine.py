@@ -39,6 +39,8 @@ from core.training.runs import get_run, load_run_config, run_folder
 
 STOP_FILE = "STOP"
 CHECKPOINT_FORMAT = 1
+# A mid-epoch last.pt at most this often, so a killed trainer loses at most this much work.
+CHECKPOINT_EVERY_S = float(os.environ.get("IMAGELAB_CHECKPOINT_EVERY_S", "60"))
 
 
 class StopRequested(Exception):
@@ -143,6 +145,7 @@ class Trainer:
     seconds: float = 0.0              # training wall time, over all sessions
     accum: dict = field(default_factory=dict)
     history: list = field(default_factory=list)
+    last_save: float = field(default_factory=time.monotonic)   # for mid-epoch checkpoints
 
     @property
     def bare_model(self) -> torch.nn.Module:
@@ -177,6 +180,7 @@ class Trainer:
             return
         path = self.run_dir / name
         save_checkpoint(self.state(), path)
+        self.last_save = time.monotonic()
         self.callbacks.on_checkpoint(path, name.removesuffix(".pt"))
 
     def restore(self, ckpt: dict) -> None:
@@ -252,6 +256,14 @@ def train_one_epoch(t: Trainer) -> bool:
             elapsed = a["seconds"] + time.perf_counter() - t0
             ips = (a["seen"] + seen) * t.dist.world / max(elapsed, 1e-9)
             t.callbacks.on_step(_step_record(t, step_loss, lr, ips))
+            if (t.step < t.steps_per_epoch
+                    and time.monotonic() - t.last_save >= CHECKPOINT_EVERY_S):
+                _flush(t, a, loss_sum, correct, seen, t0)   # the sums so far go into the checkpoint
+                t.save("last.pt")
+                a = t.accum
+                loss_sum.zero_()
+                correct.zero_()
+                seen, t0 = 0, time.perf_counter()
     _flush(t, a, loss_sum, correct, seen, t0)
     return True
 
@@ -415,7 +427,9 @@ def train_run(ws: Workspace, run_id: str, *, resume: bool = False,
                      "image_size": cfg.image_size, "epochs": cfg.epochs,
                      "steps_per_epoch": t.steps_per_epoch, "num_train": len(t.data.train),
                      "num_val": len(t.data.val), "world_size": dist.world,
-                     "batch_size": cfg.batch_size, "resumed": resume, "started_at": started})
+                     "batch_size": cfg.batch_size, "resumed": resume, "started_at": started,
+                     "resume_epoch": t.epoch,
+                     "resume_global_step": t.epoch * t.steps_per_epoch + t.step})
         with _sigterm_stops(t):
             status = fit(t)
         if status in ("finished", "early_stopped") and dist.is_main:

@@ -50,11 +50,11 @@ def resume_run(ws: Workspace, run_id: str) -> Run:
     if run.status not in ("stopped", "failed"):
         raise ImageLabError(f"run {run_id} is {run.status}; only a stopped or failed run "
                             "can be resumed")
-    if not (run.folder / "last.pt").exists():
-        raise ImageLabError(f"run {run_id} has no checkpoint to resume from "
-                            "(it stopped before its first step); start a new run")
-    set_status(ws, run_id, "queued", "waiting to resume")
-    _enqueue(ws, run_id, resume=True)
+    has_checkpoint = (run.folder / "last.pt").exists()
+    # No checkpoint yet (stopped or killed before the first save): start it over.
+    set_status(ws, run_id, "queued", "waiting to resume" if has_checkpoint else
+               "no checkpoint yet: restarting from the beginning")
+    _enqueue(ws, run_id, resume=has_checkpoint)
     dispatch(ws)
     return get_run(ws, run_id)
 

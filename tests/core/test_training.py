@@ -237,3 +237,40 @@ def test_training_on_a_past_label_version_uses_the_labels_of_then(sample_workspa
     assert train_run(ws, run.id)["status"] == "finished"
     with pytest.raises(ImageLabError, match="no label version"):
         labelled_images(ws, "digits", after + 100)
+
+
+class Checkpoints(Callback):
+    def __init__(self):
+        self.seen = []
+
+    def on_checkpoint(self, path, kind):
+        ckpt = load_checkpoint(path)
+        self.seen.append((kind, ckpt["epoch"], ckpt["step"]))
+
+
+def test_a_killed_trainer_resumes_from_its_last_mid_epoch_checkpoint(sample_workspace, monkeypatch):
+    """With a checkpoint at every logging step, a run 'killed' mid-epoch (we resume from its
+    last mid-epoch last.pt) ends with the weights of an uninterrupted run."""
+    import core.training.engine as engine
+    ws = sample_workspace
+    cfg = TrainConfig(**TINY, deterministic=True, log_every=2, arch="compact")
+    straight = create_run(ws, cfg)
+    assert train_run(ws, straight.id)["status"] == "finished"
+
+    monkeypatch.setattr(engine, "CHECKPOINT_EVERY_S", 0.0)
+    saved = Checkpoints()
+    run = create_run(ws, cfg)
+    assert train_run(ws, run.id, callbacks=[saved])["status"] == "finished"
+    mid = [s for s in saved.seen if s[0] == "last" and s[2] > 0]
+    assert mid, saved.seen                                   # saved inside epochs, not only at ends
+    # Simulate the kill: go back to a mid-epoch checkpoint and resume from it.
+    kind, epoch, step = mid[0]
+    again = create_run(ws, cfg)
+    stop = StopAt(again.folder, epoch, step)
+    assert train_run(ws, again.id, callbacks=[stop])["status"] == "stopped"
+    assert train_run(ws, again.id, resume=True)["status"] == "finished"
+    a, b = _weights(straight.folder), _weights(again.folder)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    c = _weights(run.folder)                                   # periodic saves changed nothing
+    assert all(torch.equal(a[k], c[k]) for k in a)
+
