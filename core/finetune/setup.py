@@ -166,9 +166,5 @@ def apply_finetune(t, run_dir: Path | None, ws: Workspace | None = None) -> None
 
 def build_group_optimizer(groups: list[dict], cfg: TrainConfig) -> torch.optim.Optimizer:
     """The configured optimizer over per-layer-group param groups."""
-    if cfg.optimizer in ("sgd", "nesterov"):
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum,
-                               nesterov=cfg.optimizer == "nesterov")
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=cfg.lr)
-    return torch.optim.AdamW(groups, lr=cfg.lr)
+    from core.training.engine import optimizer_for
+    return optimizer_for(groups, cfg)

@@ -22,7 +22,7 @@ from pathlib import Path
 from core.errors import ImageLabError
 from core.labels.common import ActionResult, class_names_by_id, current_user, dataset_id, live_classes
 from core.labels.edits import SPLITS, begin_edit, commit_staged
-from core.store.workspace import Workspace
+from core.store.workspace import Workspace, atomic_write_bytes
 
 FIELDS = ("path", "label", "split")
 MAX_IMPORT_BYTES = 200 * 1024 * 1024
@@ -78,7 +78,7 @@ def export_labels(ws: Workspace, dataset: str, out: str | Path, fmt: str | None 
         data = json.dumps({"dataset": dataset, "labels": rows}, indent=1, ensure_ascii=False) + "\n"
     else:
         raise ImageLabError(f"unknown label file format {fmt!r}; use .csv or .json")
-    _atomic_write(out, data.encode("utf-8"))
+    atomic_write_bytes(out, data.encode("utf-8"))
     return len(rows)
 
 
@@ -264,17 +264,3 @@ def _labels_csv(fh, members) -> None:
 def _write_labels_csv(path: Path, members) -> None:
     with open(path, "w", newline="", encoding="utf-8") as fh:
         _labels_csv(fh, members)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -80,6 +80,11 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opt
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
+    return optimizer_for(groups, cfg)
+
+
+def optimizer_for(groups: list[dict], cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The configured optimizer over the given param groups."""
     if cfg.optimizer in ("sgd", "nesterov"):
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum,
                                nesterov=cfg.optimizer == "nesterov")
