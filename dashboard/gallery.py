@@ -58,4 +58,4 @@ def paged_gallery(ws, dataset: str, classes: list[str]) -> None:
         pick = st.selectbox("Inspect an image", [0, *names], key="gallery_detail",
                             format_func=lambda i: names.get(i, "(choose an image on this page)"))
         if pick:
-            image_detail_view(ws, pick)
+            image_detail_view(ws, pick, dataset=dataset, classes=classes)

@@ -58,7 +58,8 @@ def split_composition_figure(splits: dict, unlabelled: dict) -> go.Figure:
     return fig
 
 
-def image_detail_view(ws, image_id: int) -> None:
+def image_detail_view(ws, image_id: int, *, dataset: str | None = None,
+                      classes: list[str] | None = None) -> None:
     d = image_detail(ws, image_id)
     c1, c2 = st.columns([1, 2])
     c1.image(d["file"], caption=f"#{d['id']} {d['original_name']}", width="stretch")
@@ -68,3 +69,24 @@ def image_detail_view(ws, image_id: int) -> None:
         ("bytes", f"{d['num_bytes']:,}"), ("brightness", f"{d['brightness'] or 0:.1f}"),
         ("sharpness", f"{d['sharpness'] or 0:.1f}"), ("flags", ", ".join(d["flag_names"]) or "none"),
         ("sha256", d["sha256"][:16] + "…"), ("from", d["original_name"]))])
+    if dataset and classes:
+        fix_label(ws, dataset, d["id"], d["label"], classes)
+
+
+def fix_label(ws, dataset: str, image_id: int, current: str | None, classes: list[str]) -> None:
+    """Relabel the image shown, stating the label it had when drawn (conflicts are told)."""
+    from core.errors import ImageLabError
+    from core.labels.relabel import relabel_image
+    from dashboard.auth import current_user
+    unlabelled = "(unlabelled)"
+    options = classes + [unlabelled]
+    c1, c2 = st.columns([2, 1])
+    new = c1.selectbox("Fix this image's label", options, key=f"data_fix_{image_id}",
+                       index=options.index(current) if current in options else len(classes))
+    if c2.button("Save label", key=f"data_fix_save_{image_id}"):
+        try:
+            relabel_image(ws, dataset, image_id, None if new == unlabelled else new,
+                          expected=current, user=current_user())
+            st.success(f"Saved: #{image_id} is now {new}.")
+        except ImageLabError as exc:
+            st.warning(str(exc))

@@ -86,3 +86,22 @@ def test_bad_sources_give_a_clear_message(workspace, tmp_path):
     assert any("not found" in e.value for e in at.error)
     at.button(key="src_tv_go").click().run()
     assert not at.exception
+
+
+def test_fix_a_label_from_the_data_gallery_detail(sample_workspace):
+    from core.labels.history import label_history
+    from streamlit.testing.v1 import AppTest
+    from tests.conftest import REPO
+    at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=120)
+    at.run()
+    at.switch_page("pages/1_Data.py")
+    at.run()
+    pick = at.selectbox(key="gallery_detail")
+    image = int(pick.options[1].split()[0].lstrip("#"))     # options read "#<id> <file>"
+    pick.set_value(image).run()
+    at.selectbox(key=f"data_fix_{image}").set_value("7").run()
+    at.button(key=f"data_fix_save_{image}").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert any("is now 7" in s.value for s in at.success)
+    events = label_history(sample_workspace, "digits", image_id=image)
+    assert events[0].kind == "relabel"
