@@ -77,9 +77,11 @@ def test_click_cell_relabel_and_compare_runs(browser, trained_server):
     page.get_by_role("option", name=trained_server.run_id).first.click()
     page.keyboard.press("Escape")
     settle(page)
-    page.get_by_text("Validation accuracy").first.wait_for()
-    compare = page.locator("[data-testid='stPlotlyChart']").filter(has_text="Validation accuracy")
-    assert compare.first.locator(".scatterlayer .trace").count() == 2
+    # the comparison chart redraws with one curve per run
+    page.wait_for_function(
+        """() => [...document.querySelectorAll("[data-testid='stPlotlyChart']")]
+             .some(c => c.innerText.includes('Validation accuracy') &&
+                   c.querySelectorAll('.scatterlayer .trace').length === 2)""", timeout=60_000)
     page.get_by_role("button", name="Download comparison (CSV)").wait_for()
     screenshot(page, "evaluate-compare")
     assert_no_exception_box(page)
