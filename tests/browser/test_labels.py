@@ -18,13 +18,23 @@ def settle(page) -> None:
     wait_for_app(page)
 
 
-def choose(page, label: str, option: str) -> None:
-    # 1.67's selectbox is a react-aria combobox: typing opens the filtered list.
-    box = page.get_by_role("combobox", name=label, exact=True).first
-    box.click()
-    box.press("Control+a")
-    box.type(option)
-    page.get_by_role("option", name=option, exact=True).first.click()
+def choose(page, label: str, option: str, attempts: int = 3) -> None:
+    # 1.67's selectbox is a react-aria combobox: typing opens the filtered list. A rerun
+    # that lands meanwhile can redraw the list under the click: settle and try again.
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    for attempt in range(attempts):
+        settle(page)
+        box = page.get_by_role("combobox", name=label, exact=True).first
+        box.click()
+        box.press("Control+a")
+        box.type(option)
+        try:
+            page.get_by_role("option", name=option, exact=True).first.click(timeout=10_000)
+            break
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+            if attempt == attempts - 1:
+                raise
     settle(page)
 
 
