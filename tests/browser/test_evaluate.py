@@ -57,7 +57,8 @@ def test_click_cell_relabel_and_compare_runs(browser, trained_server):
     ids = main.get_by_role("combobox", name="Images to fix")
     ids.click()
     ids.type(f"#{image_id}")
-    page.get_by_role("option", name=f"#{image_id}", exact=True).first.click()
+    page.get_by_role("option", name=f"#{image_id}", exact=True).first.wait_for(state="attached")
+    page.keyboard.press("Enter")
     page.keyboard.press("Escape")
     settle(page)
     choose(page, "New label", str(j))
@@ -74,7 +75,8 @@ def test_click_cell_relabel_and_compare_runs(browser, trained_server):
     runs = main.get_by_role("combobox", name="Runs")
     runs.click()
     runs.type(trained_server.run_id)
-    page.get_by_role("option", name=trained_server.run_id).first.click()
+    page.get_by_role("option", name=trained_server.run_id).first.wait_for(state="attached")
+    page.keyboard.press("Enter")      # the list can open below the fold: pick it by keyboard
     page.keyboard.press("Escape")
     settle(page)
     # the comparison chart redraws with one curve per run
