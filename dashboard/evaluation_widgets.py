@@ -99,3 +99,23 @@ def gradcam_gallery(ws, run_id: str, rows: list[dict], labels: list[str]) -> Non
                 st.image(str(rec["thumb"]), width="stretch")
             st.caption(f"true {r['true']} · pred {r['predicted']} ({r['p_predicted']:.2f}) · "
                        f"loss {r['loss']:.2f}")
+
+
+def compare_runs_picker(runs: list, run) -> list[str]:
+    """Pick the runs to overlay: the open run by default, one click adds the previous
+    run (same dataset first), and any finished run can be added by name."""
+    ids = [r.id for r in runs]
+    key = "compare_runs"
+    if not st.session_state.get(key) or any(i not in ids for i in st.session_state[key]):
+        st.session_state[key] = [run.id]
+    here = ids.index(run.id)
+    others = runs[here + 1:] + runs[:here][::-1]        # older runs first (newest-first list)
+    previous = next((r for r in others if r.dataset == run.dataset), others[0] if others else None)
+    if previous is not None and st.button(f"Compare with the previous run ({previous.id})",
+                                          key="cmp_previous", icon=":material/compare:"):
+        st.session_state[key] = [run.id, previous.id]
+    chosen = st.multiselect("Runs", ids, key=key)
+    if len(chosen) > 1:
+        st.caption(f"Comparing {len(chosen)} runs: {', '.join(chosen)} — settings that differ "
+                   "are highlighted.")
+    return chosen

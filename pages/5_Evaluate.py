@@ -10,8 +10,8 @@ from core.evaluation.evaluate import evaluate_run, stored_predictions
 from core.training.runs import list_runs, read_metrics
 from dashboard.evaluation import (confusion_figure, curve_figure, reliability_figure,
                                   run_curves_figure)
-from dashboard.evaluation_widgets import (fix_images_panel, gradcam_gallery, per_class_table,
-                                          selected_cell)
+from dashboard.evaluation_widgets import (compare_runs_picker, fix_images_panel, gradcam_gallery,
+                                          per_class_table, selected_cell)
 from dashboard.setup import page_setup
 
 ws = page_setup("Evaluate", "📊")
@@ -88,7 +88,7 @@ with tabs[3]:
                                        report.get("calibration_uncalibrated")), key="rel")
 
 st.subheader("Compare runs")
-chosen = st.multiselect("Runs", [r.id for r in runs], default=[run.id], key="compare_runs")
+chosen = compare_runs_picker(runs, run)
 if chosen:
     histories = {rid: [r for r in read_metrics(ws.runs_dir / rid) if r.get("type") == "epoch"]
                  for rid in chosen}

@@ -1,7 +1,8 @@
 """Evaluate in a real browser: open a finished run, click a confusion-matrix cell, see its
-images and relabel one. (Comparing two runs is tested in AppTest; its browser step
-was flaky in clean runs and is left for the next session.)"""
+images, relabel one, and compare two runs (curves, highlighted table, CSV download)."""
 
+import csv
+import io
 import json
 import re
 import sqlite3
@@ -73,6 +74,24 @@ def test_click_cell_relabel_and_compare_runs(browser, trained_server):
     assert label == str(j) and user
 
     screenshot(page, "evaluate-relabel")
+
+    # Compare with the previous run: one click, both curves, and a CSV with both runs.
+    first = trained_server.run_id
+    main.get_by_role("button", name=f"Compare with the previous run ({first})").click()
+    main.get_by_text(f"Comparing 2 runs: {second.id}, {first}").first.wait_for(timeout=60_000)
+    settle(page)
+    page.wait_for_function(
+        """() => [...document.querySelectorAll("[data-testid='stPlotlyChart']")]
+             .some(c => c.textContent.includes('Validation accuracy') &&
+                   c.querySelectorAll('.scatterlayer .trace').length === 2)""", timeout=60_000)
+    button = main.get_by_role("button", name="Download comparison (CSV)")
+    button.scroll_into_view_if_needed()
+    with page.expect_download(timeout=60_000) as download:
+        button.click()
+    rows = list(csv.DictReader(io.StringIO(download.value.path().read_text())))
+    assert [r["run"] for r in rows] == [second.id, first]
+    assert rows[0]["epochs"] != rows[1]["epochs"] or rows[0]["image_size"] != rows[1]["image_size"]
+    screenshot(page, "evaluate-compare")
     assert_no_exception_box(page)
     assert watcher.errors == [], watcher.errors
     page.close()

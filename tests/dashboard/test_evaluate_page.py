@@ -5,6 +5,9 @@ import json
 from streamlit.testing.v1 import AppTest
 
 from core.labels.history import label_history
+from core.training.config import TrainConfig
+from core.training.engine import train_run
+from core.training.runs import create_run
 from tests.conftest import REPO
 
 
@@ -57,7 +60,20 @@ def test_pick_a_confused_pair_then_relabel_one_image(trained_workspace):
     assert history and history[0].kind == "relabel"
 
 
-def test_compare_runs_table_and_csv(trained_workspace):
+def test_compare_with_the_previous_run_in_one_click(trained_workspace):
+    ws, first = trained_workspace
+    second = create_run(ws, TrainConfig(dataset="digits", image_size=8, epochs=1, batch_size=64))
+    assert train_run(ws, second.id)["status"] == "finished"
     at = open_page()
+    assert at.multiselect(key="compare_runs").value == [second.id]   # the newest run is open
     assert at.dataframe[1].value.shape[0] == 1
-    assert not at.exception
+    at.button(key="cmp_previous").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert at.multiselect(key="compare_runs").value == [second.id, first]
+    assert any(f"Comparing 2 runs: {second.id}, {first}" in c.value for c in at.caption)
+    table = at.dataframe[1].value
+    assert list(table["run"]) == [second.id, first]
+    acc = json.loads(at.get("plotly_chart")[-2].proto.spec)
+    assert {t["name"] for t in acc["data"]} >= {second.id, first}
+    csv = at.get("download_button")[-1].proto
+    assert csv.label == "Download comparison (CSV)"
