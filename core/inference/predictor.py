@@ -14,6 +14,7 @@ by every session of the dashboard (``st.cache_resource``).
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,8 +60,11 @@ class LoadedModel:
         std = torch.tensor(self.std if self.normalize else [1.0] * self.channels)
         self._scale = (1.0 / (255.0 * std)).view(1, -1, 1, 1)
         self._shift = (-mean / std).view(1, -1, 1, 1)
-        self._scale_np = self._scale.numpy().astype(np.float32)
-        self._shift_np = self._shift.numpy().astype(np.float32)
+        # uint8 → normalised float32 as one lookup per pixel (predict_one): _lut[c, v]
+        levels = torch.arange(256, dtype=torch.float32).view(1, -1)
+        self._lut = (levels * self._scale.view(-1, 1) + self._shift.view(-1, 1)).numpy()
+        self._lut_by_level = np.ascontiguousarray(self._lut.T)      # [v, c]
+        self._lut_channel = np.arange(self.channels)
 
     def to_tensor(self, arrays: np.ndarray) -> torch.Tensor:
         """uint8 N×C×H×W → the float tensor the model takes."""
@@ -151,20 +155,45 @@ class Prediction:
 
 def predict_one(lm: LoadedModel, img: Image.Image, *, top_k: int = 5,
                 threshold: float = 0.0) -> Prediction:
-    """One image, on the shortest path: no stacking, no batching loop, all in inference mode."""
+    """One image, on the shortest path: the model's forward plus as few other calls as can be.
+
+    A single small image costs more in call overhead than in arithmetic, and right after a
+    forward every call runs on a cold cache (each costs ~3× its tight-loop time here). So:
+    the pixels come out of PIL as raw bytes, one table lookup turns uint8 into normalised
+    float32 (the same ``x * scale + shift`` arithmetic as ``to_tensor``), torch sees only
+    the forward, and softmax and top-k run in plain Python for up to 64 classes (numpy
+    beyond). Same numbers as ``predict`` (tested); ``bench/bench_demo.py`` measures it.
+    """
     t0 = time.perf_counter()
-    # Small arrays are cheaper in numpy than through torch's op dispatch: normalise and
-    # softmax there, and hand torch only the forward.
-    arr = image_to_array(img, lm.image_size, lm.channels)
-    x = arr[None].astype(np.float32) * lm._scale_np + lm._shift_np
+    size, channels = lm.image_size, lm.channels
+    mode = "L" if channels == 1 else "RGB"
+    if img.mode != mode:
+        img = img.convert(mode)
+    if img.size != (size, size):
+        img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    pixels = np.frombuffer(img.tobytes(), np.uint8)
+    if channels == 1:
+        x = torch.from_numpy(lm._lut[0][pixels]).view(1, 1, size, size)
+    else:   # H×W×C bytes → looked up per channel → N×C×H×W, contiguous like the cache
+        x = torch.from_numpy(np.ascontiguousarray(
+            lm._lut_by_level[pixels.reshape(size, size, channels), lm._lut_channel]
+            .transpose(2, 0, 1)))[None]
     with torch.inference_mode():
-        logits = lm.model(torch.from_numpy(x))[0].numpy().astype(np.float64)
-    z = logits / lm.temperature
-    e = np.exp(z - z.max())
-    probs = e / e.sum()
+        logits = lm.model(x).tolist()[0]
+    probs = _softmax(logits, 1.0 / lm.temperature)
     seconds = time.perf_counter() - t0
-    order = np.argsort(-probs)[:top_k]
-    top = [(lm.classes[i], float(probs[i])) for i in order]
+    order = sorted(range(len(probs)), key=probs.__getitem__, reverse=True)[:top_k]
+    top = [(lm.classes[i], probs[i]) for i in order]
     confident = top[0][1] >= threshold
-    return Prediction(top, probs.tolist(), top[0][0] if confident else "unknown", confident,
-                      seconds)
+    return Prediction(top, probs, top[0][0] if confident else "unknown", confident, seconds)
+
+
+def _softmax(logits: list[float], inv_temperature: float) -> list[float]:
+    if len(logits) > 64:
+        z = np.asarray(logits) * inv_temperature
+        e = np.exp(z - z.max())
+        return (e / e.sum()).tolist()
+    m = max(logits)
+    e = [math.exp((v - m) * inv_temperature) for v in logits]
+    s = sum(e)
+    return [v / s for v in e]
