@@ -136,6 +136,29 @@ def test_predict_one_threshold_answers_unknown(trained_workspace):
     assert unsure.label == "unknown" and not unsure.confident
 
 
+def test_predict_one_matches_the_batched_path(trained_workspace):
+    """The single-image fast path (byte lookup, Python softmax) gives predict's numbers,
+    for the trained grayscale model and for an RGB model, with and without a resize."""
+    from pathlib import Path
+    from core.inference.predictor import LoadedModel
+    from core.models import create_model
+    ws, run_id = trained_workspace
+    lm = load_run_model(ws, run_id)
+    lm.temperature = 1.7
+    rgb = LoadedModel(create_model("compact", 5, 3, 16).eval(), "rgb", "compact", list("abcde"),
+                      16, 3, [0.4, 0.5, 0.6], [0.2, 0.25, 0.3], True, Path("."), temperature=0.8)
+    rng = np.random.default_rng(0)
+    images = [Image.open(_digit_png(ws, k)) for k in range(3)] + [
+        Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8))
+        for shape in [(8, 8), (16, 16, 3), (23, 41, 3)]]
+    for model in (lm, rgb):
+        for img in images:
+            fast = predict_one(model, img, top_k=3)
+            slow = model.predict([img])[0]
+            assert np.abs(np.array(fast.probabilities) - slow).max() < 1e-6
+            assert [c for c, _ in fast.top] == [model.classes[i] for i in np.argsort(-slow)[:3]]
+
+
 def test_export_cli_checks_parity_and_writes_bundle(trained_workspace, tmp_path):
     ws, run_id = trained_workspace
     out = run_cli(ws.root, "export", run_id, "--format", "pt2", "--out", str(tmp_path / "m.pt2"),
