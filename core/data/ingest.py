@@ -2,11 +2,12 @@
 
 Every source (samples, folders, archives, manifests, URLs, SQL, uploads, the
 webcam) hands images to a writer, one by one (``add_bytes``) or as a stream of
-``SourceItem`` (``add_items``, decoded on a small thread pool). The writer decodes
-each image fully and safely once, computes its statistics (perceptual hash,
-brightness, sharpness, channel means), stores the original bytes under
-``images/<batch>/`` (a local source file on the same filesystem is hardlinked
-there rather than copied), caches a thumbnail, and on ``commit()`` inserts every row,
+``SourceItem`` (``add_items``: local files of a large import on worker processes,
+the rest on two threads; see ``core.data.prepare``). Each image is decoded fully and
+safely once, its statistics measured (perceptual hash, brightness, sharpness, channel
+means), its original bytes stored under ``images/<batch>/`` (a local source file on
+the same filesystem is hardlinked there rather than copied) and a thumbnail cached;
+on ``commit()`` the writer inserts every row,
 class and initial label event in one transaction, refreshes the quality flags,
 saves the import report, and fills the decoded-pixel cache from the images it
 already holds in memory. A source that is mostly bad still imports its good
@@ -16,7 +17,6 @@ is dropped silently.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -25,6 +25,7 @@ import shutil
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -33,25 +34,20 @@ import numpy as np
 from PIL import Image
 
 from core.data.catalog import SPLITS, create_dataset, ensure_classes, get_dataset_id, validate_dataset_name
-from core.data.decode import BadImage, DecodedImage, decode_image
-from core.data.quality import ImageStats, image_stats, quality_report, refresh_flags
-from core.data.thumbnails import write_thumbnail
+from core.data.decode import DecodedImage
+from core.data.prepare import (KEEP_MAX_SIDE, BatchTarget, Prepared, Skipped, batch_image_stats, discard_pool,
+                               file_state, prepare_bytes, prepare_files, store_image,
+                               worker_count, worker_pool)
+from core.data.quality import dataset_flags, exact_copies, refresh_flags
 from core.errors import ImageLabError
 from core.store.workspace import Workspace
 
 Progress = Callable[[int, "int | None", str], None]
 DEFAULT_FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
-_EXT = {"PNG": "png", "JPEG": "jpg", "GIF": "gif", "BMP": "bmp", "TIFF": "tif", "WEBP": "webp",
-        "PPM": "ppm"}
-CACHE_MAX_SIDE = 64                 # the cache built at import: min(native size, this)
+CACHE_MAX_SIDE = KEEP_MAX_SIDE      # the cache built at import: min(native size, this)
 KEEP_BUDGET_BYTES = 512 * 1024 * 1024  # decoded pixels kept in memory for that cache
-WORKERS = max(1, min(4, os.cpu_count() or 1))
-
-
-@dataclass
-class Skipped:
-    path: str
-    reason: str
+THREADS = 2                         # for sources whose reads wait (URLs, archives)
+PROCESS_MIN_FILES = 256             # local imports at least this large use worker processes
 
 
 @dataclass
@@ -61,7 +57,8 @@ class SourceItem:
     read: Callable[[], bytes]
     label: str | None = None
     split: str | None = None
-    path: Path | None = None       # the local file ``read()`` reads, if any: it may be hardlinked
+    path: Path | None = None       # a local file, read with ``folder.read_file`` (``read`` is
+                                   # not called then: a worker process reads it) and hardlinked
 
 
 @dataclass
@@ -82,22 +79,6 @@ class ImportReport:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-@dataclass
-class _Pending:
-    index: int
-    path: str
-    original_name: str
-    sha256: str
-    width: int
-    height: int
-    mode: str
-    format: str
-    num_bytes: int
-    label: str | None
-    split: str | None
-    stats: ImageStats
 
 
 class DatasetWriter:
@@ -121,11 +102,10 @@ class DatasetWriter:
         self.build_cache = build_cache
         self.skipped: list[Skipped] = []
         self.notes: list[str] = []
-        self._pending: list[_Pending] = []
+        self._pending: list[Prepared] = []
         self._next_index = 0
-        self._keep: dict[str, Image.Image] = {}
+        self._keep: dict[str, np.ndarray] = {}
         self._keep_bytes = 0
-        self._dirs: set = set()
         self._started = time.perf_counter()
         self._committed = False
         if append:
@@ -138,6 +118,7 @@ class DatasetWriter:
         self._batch_rel = f"images/{name}-{secrets.token_hex(4)}"
         self._batch_dir = ws.root / self._batch_rel
         self._batch_dir.mkdir(parents=True, exist_ok=False)
+        self._target = BatchTarget(ws.root, self._batch_rel, ws.thumbs_dir)
 
     @property
     def count(self) -> int:
@@ -154,29 +135,73 @@ class DatasetWriter:
                   split: str | None = None) -> bool:
         """Decode and store one image file's bytes; False (and a report line) if bad."""
         _check_split(split)
-        result = self._prepare(self._take_index(), data, original_name, label, split)
-        return self._accept(result)
+        return self._accept(prepare_bytes(self._target, self._take_index(), data,
+                                          original_name, _clean_label(label), split))
 
     def add_items(self, items: Iterable[SourceItem], total: int | None = None) -> None:
-        """Read, decode and store many files on a small thread pool, in order.
+        """Read, decode and store many files, in order.
 
-        Pillow, zlib, hashlib and file I/O release the GIL, so threads overlap the work.
+        Local files of a large import go to worker processes in chunks (decoding is
+        CPU-bound and threads only queue on the GIL); other items (downloads, archive
+        members, database rows) are read on two threads, so waiting overlaps.
         """
-        window = WORKERS * 8
+        local: list[tuple] = []
+        other: list[tuple[int, SourceItem]] = []
+        for item in items:
+            _check_split(item.split)
+            index = self._take_index()
+            if item.path is not None:
+                local.append((index, str(item.path), item.name, _clean_label(item.label),
+                              item.split))
+            else:
+                other.append((index, item))
+        total = len(local) + len(other)
         done = 0
-        with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="import") as pool:
+        if len(local) >= PROCESS_MIN_FILES and worker_count() > 1:
+            done = self._prepare_in_workers(local, total)
+        elif local:
+            for chunk in _chunks(local, 256):
+                done = self._accept_all(prepare_files(self._target, chunk), done, total)
+        if other:
+            self._read_on_threads(other, done, total)
+
+    def _prepare_in_workers(self, tasks: list[tuple], total: int) -> int:
+        done = 0
+        size = max(32, min(512, len(tasks) // (worker_count() * 4)))
+        chunks = _chunks(tasks, size)
+        pool = worker_pool()
+        futures = deque()
+        if pool is not None:
+            try:
+                futures.extend(pool.submit(prepare_files, self._target, c) for c in chunks)
+            except (BrokenProcessPool, RuntimeError, OSError):
+                discard_pool()
+                futures.clear()
+        for k, chunk in enumerate(chunks):
+            results = None
+            if futures:
+                try:
+                    results = futures.popleft().result()
+                except BrokenProcessPool:
+                    # a worker died (killed, out of memory): finish in this process
+                    discard_pool()
+                    futures.clear()
+            if results is None:
+                results = prepare_files(self._target, chunk)
+            done = self._accept_all(results, done, total)
+        return done
+
+    def _read_on_threads(self, work: list[tuple[int, SourceItem]], done: int,
+                         total: int) -> None:
+        window = THREADS * 8
+        with ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="import") as pool:
             futures: deque = deque()
-            for item in items:
-                _check_split(item.split)
-                futures.append(pool.submit(self._read_and_prepare, self._take_index(), item))
+            for index, item in work:
+                futures.append(pool.submit(self._read_and_prepare, index, item))
                 while len(futures) >= window:
-                    self._accept(futures.popleft().result())
-                    done += 1
-                    self._tick(done, total)
+                    done = self._accept_all([futures.popleft().result()], done, total)
             while futures:
-                self._accept(futures.popleft().result())
-                done += 1
-                self._tick(done, total)
+                done = self._accept_all([futures.popleft().result()], done, total)
 
     def add_array(self, pixels: np.ndarray, *, original_name: str, label: str | None = None,
                   split: str | None = None) -> None:
@@ -186,68 +211,44 @@ class DatasetWriter:
         buf = io.BytesIO()
         img.save(buf, format="PNG", compress_level=1)
         decoded = DecodedImage(img, "PNG", img.mode, img.width, img.height)
-        self._accept(self._store(self._take_index(), buf.getvalue(), decoded, original_name,
-                                 label, split))
+        prepared, measured = store_image(self._target, self._take_index(), buf.getvalue(),
+                                         decoded, original_name, _clean_label(label), split)
+        prepared.stats = batch_image_stats([measured])[0]
+        self._accept(prepared)
 
-    # -- the work for one image (runs on worker threads) -------------------------
+    # -- the work for one item ------------------------------------------------------
     def _take_index(self) -> int:
         self._next_index += 1
         return self._next_index - 1
 
     def _read_and_prepare(self, index: int, item: SourceItem):
         try:
-            state = _file_state(item.path) if item.path is not None else None
             data = item.read()
         except OSError as exc:
             return Skipped(item.name, f"cannot read file: {exc.strerror or exc}")
         except ImageLabError as exc:
             return Skipped(item.name, str(exc))
-        return self._prepare(index, data, item.name, item.label, item.split,
-                             (item.path, state) if state is not None else None)
-
-    def _prepare(self, index, data, original_name, label, split, source=None):
-        try:
-            decoded = decode_image(data)
-        except BadImage as exc:
-            return Skipped(original_name, str(exc))
-        return self._store(index, data, decoded, original_name, label, split, source)
-
-    def _store(self, index: int, data: bytes, decoded: DecodedImage, original_name: str,
-               label: str | None, split: str | None, source: tuple | None = None):
-        sha = hashlib.sha256(data).hexdigest()
-        ext = _EXT.get(decoded.format, "img")
-        rel = f"{self._batch_rel}/{index // 1000:04d}/{index % 1000:03d}-{sha[:12]}.{ext}"
-        target = self.ws.root / rel
-        if target.parent not in self._dirs:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            self._dirs.add(target.parent)
-        if source is None or not _link_unchanged(*source, len(data), target):
-            with open(target, "xb") as fh:  # a new file: never write through a link
-                fh.write(data)
-        write_thumbnail(self.ws.thumbs_dir, sha, decoded.image,
-                        target if decoded.plain else None)
-        stats = image_stats(decoded.image)
-        pending = _Pending(index, rel, original_name, sha, decoded.width, decoded.height,
-                           decoded.image.mode, decoded.format, len(data), _clean_label(label),
-                           split, stats)
-        return pending, decoded.image
+        return prepare_bytes(self._target, index, data, item.name, _clean_label(item.label),
+                             item.split)
 
     def _accept(self, result) -> bool:
         if isinstance(result, Skipped):
             self.skipped.append(result)
             return False
-        pending, img = result
-        self._pending.append(pending)
-        w, h = img.size
-        size = w * h * len(img.getbands())
-        if max(w, h) <= CACHE_MAX_SIDE and self._keep_bytes + size <= KEEP_BUDGET_BYTES:
-            self._keep[pending.sha256] = img
-            self._keep_bytes += size
+        self._pending.append(result)
+        pixels, result.pixels = result.pixels, None
+        if pixels is not None and self._keep_bytes + pixels.nbytes <= KEEP_BUDGET_BYTES:
+            self._keep[result.sha256] = pixels
+            self._keep_bytes += pixels.nbytes
         return True
 
-    def _tick(self, done: int, total: int | None) -> None:
-        if self.progress and (done % 100 == 0 or done == total):
-            self.progress(done, total, f"{done} files read, {len(self._pending)} images kept")
+    def _accept_all(self, results: list, done: int, total: int | None) -> int:
+        for result in results:
+            self._accept(result)
+            done += 1
+            if self.progress and (done % 100 == 0 or done == total):
+                self.progress(done, total, f"{done} files read, {len(self._pending)} images kept")
+        return done
 
     # -- committing -----------------------------------------------------------
     def commit(self) -> ImportReport:
@@ -263,6 +264,11 @@ class DatasetWriter:
         now = time.time()
         if self.progress:
             self.progress(len(self._pending), len(self._pending), "saving to the workspace database")
+        # A new dataset's flags are computed here from what the writer holds, and its
+        # rows inserted with them; adding to a dataset re-flags it all after the insert.
+        flags = [p.stats.flags for p in self._pending] if self.append else dataset_flags(
+            [p.sha256 for p in self._pending], [p.stats.phash for p in self._pending],
+            [p.stats.brightness for p in self._pending], [p.stats.sharpness for p in self._pending])
         with self.ws.write() as conn:
             if self.append:
                 ds_id = int(conn.execute("SELECT id FROM datasets WHERE name = ?",
@@ -278,8 +284,8 @@ class DatasetWriter:
                 [(ds_id, p.path, p.original_name, p.sha256, p.width, p.height, p.mode, p.format,
                   p.num_bytes, split, class_ids.get(p.label) if p.label else None, now,
                   p.stats.phash, p.stats.brightness, p.stats.sharpness, *p.stats.means,
-                  *p.stats.squares, p.stats.flags)
-                 for p, split in zip(self._pending, splits)])
+                  *p.stats.squares, flag)
+                 for p, split, flag in zip(self._pending, splits, flags)])
             labelled = [p.path for p in self._pending if p.label]
             if labelled:
                 cur = conn.execute(
@@ -293,7 +299,9 @@ class DatasetWriter:
                     "created_at) SELECT ?, id, NULL, class_id, ? FROM images "
                     "WHERE dataset_id = ? AND path LIKE ? AND class_id IS NOT NULL ORDER BY id",
                     (action_id, now, ds_id, self._batch_rel + "/%"))
-            refresh_flags(conn, ds_id)
+            if self.append:
+                refresh_flags(conn, ds_id)
+            duplicates, conflicts, leakage = exact_copies(conn, ds_id)
             total = conn.execute("SELECT COUNT(*) FROM images WHERE dataset_id = ?",
                                  (ds_id,)).fetchone()[0]
             class_names = [r[0] for r in conn.execute(
@@ -315,10 +323,9 @@ class DatasetWriter:
             load_cache(self.ws, self.name, size, decoded=self._keep, progress=self.progress)
             report.cache_size = size
         self._keep = {}
-        quality = quality_report(self.ws, self.name, max_items=50)
-        report.duplicates = quality.duplicates
-        report.label_conflicts = quality.label_conflicts
-        report.leakage = quality.leakage
+        report.duplicates = duplicates[:50]
+        report.label_conflicts = conflicts[:50]
+        report.leakage = leakage[:50]
         report.seconds = round(time.perf_counter() - self._started, 3)
         return report
 
@@ -334,26 +341,8 @@ class DatasetWriter:
             self.abort()
 
 
-def _file_state(path: Path) -> tuple:
-    """What identifies a file's current content: device, inode, size, modification time."""
-    st = os.lstat(path)
-    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
-
-
-def _link_unchanged(path: Path, state: tuple, size: int, target: Path) -> bool:
-    """Hardlink ``path`` at ``target`` if it is still the file that was read (same inode,
-    size and modification time as before the read, and ``size`` bytes); else leave no
-    file at ``target`` and return False, for the caller to write the bytes it holds."""
-    if state[2] != size:
-        return False
-    try:
-        os.link(path, target, follow_symlinks=False)
-    except OSError:
-        return False  # another filesystem, or links not allowed: copy instead
-    if _file_state(target) == state:
-        return True
-    os.unlink(target)  # changed since it was read: the caller writes what it read
-    return False
+def _chunks(items: list, size: int) -> list[list]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 def _check_split(split: str | None) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from core.data.catalog import get_dataset_id
-from core.data.phash import dhash, near_groups
+from core.data.phash import LUMA, dhash_batch, near_groups
 from core.store.workspace import Workspace
 
 FLAG_DUPLICATE = 1
@@ -35,6 +35,7 @@ BRIGHT_ABOVE = 225.0
 BLURRY_BELOW = 15.0      # variance of the Laplacian of the luma (at most 128 px side)
 NEAR_DISTANCE = 4        # dHash bits
 STATS_SIDE = 128         # statistics are taken on the image shrunk to at most this side
+STATS_BATCH = 128        # images measured together (see batch_image_stats)
 
 
 @dataclass
@@ -62,76 +63,111 @@ def content_flags(brightness: float, sharpness: float) -> int:
 
 
 def image_stats(img: Image.Image) -> ImageStats:
-    """Statistics of an ``L`` or ``RGB`` image (see the module docstring).
+    """Statistics of one ``L`` or ``RGB`` image (see the module docstring)."""
+    return batch_image_stats([stats_pixels(img)])[0]
 
-    One array conversion and a handful of whole-array operations: on small images
-    the cost is per call, not per pixel, so fewer calls is what makes this fast.
-    """
+
+def stats_pixels(img: Image.Image) -> np.ndarray:
+    """The uint8 pixels (H×W or H×W×3) statistics are taken on: the image itself, or
+    shrunk to at most ``STATS_SIDE`` a side."""
     if max(img.size) > STATS_SIDE:
-        small = img.copy()
-        small.thumbnail((STATS_SIDE, STATS_SIDE), Image.Resampling.BILINEAR)
+        img = img.copy()
+        img.thumbnail((STATS_SIDE, STATS_SIDE), Image.Resampling.BILINEAR)
+    return np.asarray(img, dtype=np.uint8)
+
+
+def batch_image_stats(pixels: list[np.ndarray]) -> list[ImageStats]:
+    """``ImageStats`` of many images (uint8 H×W or H×W×3 arrays, see ``stats_pixels``).
+
+    Images of the same shape are stacked and measured together, up to ``STATS_BATCH``
+    at a time: on small images the cost is per call, not per pixel, so a few
+    whole-stack operations replace a dozen calls per image. (Bounded stacks also keep
+    the allocator out of trouble: 512 stacked 32×32 colour images made every later
+    allocation of the import process slower.)
+    """
+    out: list[ImageStats | None] = [None] * len(pixels)
+    groups: dict[tuple, list[int]] = {}
+    for i, p in enumerate(pixels):
+        groups.setdefault(p.shape, []).append(i)
+    for group in groups.values():
+        for start in range(0, len(group), STATS_BATCH):
+            members = group[start:start + STATS_BATCH]
+            for i, stats in zip(members, _stack_stats(np.stack([pixels[i] for i in members]))):
+                out[i] = stats
+    return out  # type: ignore[return-value]
+
+
+def _stack_stats(stack: np.ndarray) -> list[ImageStats]:
+    """Statistics of N same-shaped images, an N×H×W or N×H×W×3 uint8 stack."""
+    stack = stack.astype(np.float32)
+    n = len(stack)
+    flat = stack.reshape(n, -1, 1 if stack.ndim == 3 else stack.shape[3])   # N × pixels × C
+    ones = np.ones(flat.shape[1], dtype=np.float32)
+    mv = (ones @ flat).astype(np.float64) / (flat.shape[1] * 255.0)   # sums as products
+    qv = (ones @ np.square(flat)).astype(np.float64) / (flat.shape[1] * 65025.0)
+    if flat.shape[2] == 1:
+        luma = stack
+        brightness = mv[:, 0] * 255.0
+        mv, qv = np.repeat(mv, 3, axis=1), np.repeat(qv, 3, axis=1)
     else:
-        small = img
-    arr = np.asarray(small, dtype=np.float32)
-    flat = arr.reshape(len(arr) * arr.shape[1], -1)      # pixels × channels
-    ones = np.ones(len(flat), dtype=np.float32)
-    mv = (ones @ flat) / (len(flat) * 255.0)               # sums as products: few calls
-    qv = (ones @ np.square(flat)) / (len(flat) * 65025.0)
-    if flat.shape[1] == 1:
-        luma, brightness = arr, float(mv[0]) * 255.0
-        means, squares = (float(mv[0]),) * 3, (float(qv[0]),) * 3
-    else:
-        luma, brightness = (flat @ _LUMA).reshape(arr.shape[:2]), float(mv @ _LUMA) * 255.0
-        means = (float(mv[0]), float(mv[1]), float(mv[2]))
-        squares = (float(qv[0]), float(qv[1]), float(qv[2]))
-    return ImageStats(dhash(small), brightness, _laplacian_variance(luma), means, squares)
+        luma = stack @ LUMA
+        brightness = (mv @ LUMA.astype(np.float64)) * 255.0
+    hashes = dhash_batch(luma).tolist()
+    sharp = _laplacian_variances(luma).tolist()
+    means, squares, bright = mv.tolist(), qv.tolist(), brightness.tolist()
+    return [ImageStats(hashes[k], bright[k], sharp[k], tuple(means[k]), tuple(squares[k]))
+            for k in range(n)]
 
 
-def _laplacian_variance(luma: np.ndarray) -> float:
-    """Variance of the 4-neighbour Laplacian (0 for images under 3×3)."""
-    if luma.shape[0] < 3 or luma.shape[1] < 3:
-        return 0.0
-    lap = luma[1:-1, :-2] + luma[1:-1, 2:]
-    lap += luma[:-2, 1:-1]
-    lap += luma[2:, 1:-1]
-    lap -= 4.0 * luma[1:-1, 1:-1]
-    flat = lap.ravel()
-    mean = float(flat.sum(dtype=np.float64)) / flat.size
-    return max(0.0, float(np.dot(flat, flat)) / flat.size - mean * mean)
-
-
-_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+def _laplacian_variances(luma: np.ndarray) -> np.ndarray:
+    """Variance of the 4-neighbour Laplacian of each N×H×W image (0 under 3×3)."""
+    n, h, w = luma.shape
+    if h < 3 or w < 3:
+        return np.zeros(n)
+    lap = luma[:, 1:-1, :-2] + luma[:, 1:-1, 2:]
+    lap += luma[:, :-2, 1:-1]
+    lap += luma[:, 2:, 1:-1]
+    lap -= 4.0 * luma[:, 1:-1, 1:-1]
+    flat = lap.reshape(n, -1)
+    ones = np.ones(flat.shape[1], dtype=np.float32)
+    mean = (flat @ ones).astype(np.float64) / flat.shape[1]
+    sq = np.einsum("ij,ij->i", flat, flat).astype(np.float64) / flat.shape[1]
+    return np.maximum(0.0, sq - mean * mean)
 
 
 def refresh_flags(conn, dataset_id: int) -> None:
     """Recompute every image's content flags in the caller's transaction."""
-    rows = conn.execute("SELECT id, sha256, phash, brightness, sharpness FROM images "
+    rows = conn.execute("SELECT id, sha256, phash, brightness, sharpness, flags FROM images "
                         "WHERE dataset_id = ? ORDER BY id", (dataset_id,)).fetchall()
     if not rows:
         return
-    flags: dict[int, int] = {}
+    flags = dataset_flags([r["sha256"] for r in rows], [r["phash"] for r in rows],
+                          [r["brightness"] for r in rows], [r["sharpness"] for r in rows])
+    conn.executemany("UPDATE images SET flags = ? WHERE id = ?",
+                     [(f, r["id"]) for r, f in zip(rows, flags) if f != r["flags"]])
+
+
+def dataset_flags(shas: list[str], phashes: list, brightness: list, sharpness: list) -> list[int]:
+    """The content flags of every image of a dataset, from its stored statistics: exact
+    duplicates (same content hash), near-duplicates (perceptual hashes within
+    ``NEAR_DISTANCE`` bits, not merely exact copies), dark, bright and blurry."""
+    flags = [0 if b is None else content_flags(b, s or 0.0) for b, s in zip(brightness, sharpness)]
     by_sha: dict[str, list[int]] = {}
-    for r in rows:
-        f = 0
-        if r["brightness"] is not None:
-            f = content_flags(r["brightness"], r["sharpness"] or 0.0)
-        flags[r["id"]] = f
-        by_sha.setdefault(r["sha256"], []).append(r["id"])
+    for i, sha in enumerate(shas):
+        by_sha.setdefault(sha, []).append(i)
     for group in by_sha.values():
         if len(group) > 1:
             for i in group:
                 flags[i] |= FLAG_DUPLICATE
-    hashed = [(r["id"], r["phash"], r["sha256"]) for r in rows if r["phash"] is not None]
+    hashed = [i for i, h in enumerate(phashes) if h is not None]
     if hashed:
-        ids = np.array([h[0] for h in hashed], dtype=np.int64)
-        hashes = np.array([h[1] for h in hashed], dtype=np.int64)
-        sha_of = {h[0]: h[2] for h in hashed}
-        for group in near_groups(ids, hashes, NEAR_DISTANCE):
-            if len({sha_of[i] for i in group}) > 1:  # not merely exact copies
+        for group in near_groups(np.array(hashed, dtype=np.int64),
+                                 np.array([phashes[i] for i in hashed], dtype=np.int64),
+                                 NEAR_DISTANCE):
+            if len({shas[i] for i in group}) > 1:  # not merely exact copies
                 for i in group:
                     flags[i] |= FLAG_NEAR_DUPLICATE
-    conn.executemany("UPDATE images SET flags = ? WHERE id = ? AND flags != ?",
-                     [(f, i, f) for i, f in flags.items()])
+    return flags
 
 
 @dataclass
@@ -154,16 +190,37 @@ class QualityReport:
         return asdict(self)
 
 
+def exact_copies(conn, ds_id: int) -> tuple[list[dict], list[dict], list[dict]]:
+    """The dataset's exact duplicates (same content hash), with those among them that
+    carry two labels (conflicts) or sit in two splits (leakage)."""
+    rows = conn.execute(
+        "SELECT i.sha256, i.id, i.original_name, i.split, c.name AS label FROM images i "
+        "LEFT JOIN classes c ON c.id = i.class_id WHERE i.dataset_id = ? AND i.sha256 IN "
+        "(SELECT sha256 FROM images WHERE dataset_id = ? GROUP BY sha256 HAVING COUNT(*) > 1) "
+        "ORDER BY i.sha256, i.id", (ds_id, ds_id)).fetchall()
+    duplicates, conflicts, leakage = [], [], []
+    groups: dict[str, list] = {}
+    for r in rows:
+        groups.setdefault(r["sha256"], []).append(r)
+    for sha, members in groups.items():
+        ids = [m["id"] for m in members]
+        duplicates.append({"sha256": sha, "image_ids": ids,
+                           "names": [m["original_name"] for m in members]})
+        labels = sorted({m["label"] for m in members if m["label"] is not None})
+        if len(labels) > 1:
+            conflicts.append({"sha256": sha, "image_ids": ids, "labels": labels})
+        splits = sorted({m["split"] for m in members})
+        if len(splits) > 1:
+            leakage.append({"sha256": sha, "image_ids": ids, "splits": splits})
+    return duplicates, conflicts, leakage
+
+
 def quality_report(ws: Workspace, dataset: str, *, max_items: int = 500) -> QualityReport:
     """The dataset's quality report; each list is capped at ``max_items`` entries."""
     ds_id = get_dataset_id(ws, dataset)
     with ws.db() as conn:
         n = conn.execute("SELECT COUNT(*) FROM images WHERE dataset_id = ?", (ds_id,)).fetchone()[0]
-        dup_rows = conn.execute(
-            "SELECT i.sha256, i.id, i.original_name, i.split, c.name AS label FROM images i "
-            "LEFT JOIN classes c ON c.id = i.class_id WHERE i.dataset_id = ? AND i.sha256 IN "
-            "(SELECT sha256 FROM images WHERE dataset_id = ? GROUP BY sha256 HAVING COUNT(*) > 1) "
-            "ORDER BY i.sha256, i.id", (ds_id, ds_id)).fetchall()
+        copies = exact_copies(conn, ds_id)
         flag_rows = conn.execute(
             "SELECT id, flags FROM images WHERE dataset_id = ? AND flags & ? != 0 ORDER BY id",
             (ds_id, FLAG_DARK | FLAG_BRIGHT | FLAG_BLURRY)).fetchall()
@@ -182,19 +239,7 @@ def quality_report(ws: Workspace, dataset: str, *, max_items: int = 500) -> Qual
     for r in reports:
         for s in json.loads(r[0]).get("skipped", []):
             report.skipped.append(s)
-    groups: dict[str, list] = {}
-    for r in dup_rows:
-        groups.setdefault(r["sha256"], []).append(r)
-    for sha, members in groups.items():
-        ids = [m["id"] for m in members]
-        report.duplicates.append({"sha256": sha, "image_ids": ids,
-                                  "names": [m["original_name"] for m in members]})
-        labels = sorted({m["label"] for m in members if m["label"] is not None})
-        if len(labels) > 1:
-            report.label_conflicts.append({"sha256": sha, "image_ids": ids, "labels": labels})
-        splits = sorted({m["split"] for m in members})
-        if len(splits) > 1:
-            report.leakage.append({"sha256": sha, "image_ids": ids, "splits": splits})
+    report.duplicates, report.label_conflicts, report.leakage = copies
     if near_rows:
         ids = np.array([r["id"] for r in near_rows], dtype=np.int64)
         hashes = np.array([r["phash"] for r in near_rows], dtype=np.int64)

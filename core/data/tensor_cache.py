@@ -63,11 +63,11 @@ def import_cache_size(ws: Workspace, dataset_id: int) -> int:
 
 
 def load_cache(ws: Workspace, dataset: str, size: int, *, progress: Callable | None = None,
-               decoded: Mapping[str, Image.Image] | None = None) -> TensorCache:
+               decoded: Mapping[str, np.ndarray | Image.Image] | None = None) -> TensorCache:
     """Return the dataset's cache at ``size``, building or refreshing it if needed.
 
-    ``decoded`` maps content hashes to images already decoded (by the importer),
-    which are used instead of decoding their files again.
+    ``decoded`` maps content hashes to images already decoded (by the importer, as
+    uint8 arrays or PIL images), which are used instead of decoding their files again.
     """
     if not 4 <= size <= 1024:
         raise ImageLabError(f"image size {size} is out of range (4–1024 pixels)")
@@ -98,7 +98,7 @@ def _open(folder: Path, size: int, channels: int) -> TensorCache:
 
 def _build(ws, folder: Path, rows, ids: np.ndarray, size: int, channels: int,
            meta: dict | None, progress: Callable | None,
-           decoded: Mapping[str, Image.Image]) -> None:
+           decoded: Mapping) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     old = None
     if meta and meta.get("channels") == channels and (folder / "pixels.npy").exists():
@@ -115,14 +115,18 @@ def _build(ws, folder: Path, rows, ids: np.ndarray, size: int, channels: int,
                                     shape=(len(ids), channels, size, size))
     mode = "L" if channels == 1 else "RGB"
     total = len(rows)
+    block: list[np.ndarray] = []          # written to the file 1,024 rows at a time
     for k, r in enumerate(rows):
         hit = old_index.get((int(r["id"]), r["sha256"]))
         if hit is not None:
-            out[k] = old.pixels[hit]
+            block.append(old.pixels[hit])
         elif r["sha256"] in decoded:
-            out[k] = _to_array(decoded[r["sha256"]], size, mode)
+            block.append(_pixels_to_array(decoded[r["sha256"]], size, mode))
         else:
-            out[k] = _decode_resized(ws, r["path"], size, mode)
+            block.append(_decode_resized(ws, r["path"], size, mode))
+        if len(block) == 1024 or k + 1 == total:
+            out[k + 1 - len(block):k + 1] = np.stack(block)
+            block = []
         if progress and (k + 1) % 1000 == 0:
             progress(k + 1, total, f"decoding images into the {size}px cache")
     out.flush()
@@ -148,6 +152,15 @@ def _to_array(img: Image.Image, size: int, mode: str) -> np.ndarray:
         img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
     arr = np.asarray(img, dtype=np.uint8)
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+
+
+def _pixels_to_array(pixels, size: int, mode: str) -> np.ndarray:
+    """An image kept by the importer (uint8 H×W / H×W×3 array, or a PIL image) → C×size×size."""
+    if isinstance(pixels, Image.Image):
+        return _to_array(pixels, size, mode)
+    if pixels.shape[:2] == (size, size) and (pixels.ndim == 2) == (mode == "L"):
+        return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
+    return _to_array(Image.fromarray(pixels), size, mode)
 
 
 def _fingerprint(rows) -> str:

@@ -40,22 +40,24 @@ def make_thumbnail_bytes(img: Image.Image, size: int = THUMB_SIZE) -> bytes:
 
 
 def write_thumbnail(thumbs_dir: Path, sha256: str, img: Image.Image,
-                    original: Path | None = None) -> Path:
+                    original: Path | str | None = None) -> str:
     """Cache the thumbnail of ``img``; ``original``: its stored file, when that file
     shows exactly ``img`` (see the module docstring)."""
-    path = thumbnail_path(thumbs_dir, sha256)
+    folder = f"{thumbs_dir}/{sha256[:2]}"
+    path = f"{folder}/{sha256}.jpg"
     if original is not None and THUMB_SIZE // 4 <= max(img.size) <= THUMB_SIZE \
-            and _link(original, path):
+            and _link(original, folder, path):
         return path
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_bytes(make_thumbnail_bytes(img))
-        tmp.replace(path)
+    if not os.path.exists(path):
+        os.makedirs(folder, exist_ok=True)
+        tmp = f"{folder}/.{sha256}.jpg.{os.getpid()}.{threading.get_ident()}.tmp"
+        with open(tmp, "wb") as fh:
+            fh.write(make_thumbnail_bytes(img))
+        os.replace(tmp, path)
     return path
 
 
-def _link(original: Path, path: Path) -> bool:
+def _link(original, folder: str, path: str) -> bool:
     """Hardlink ``original`` at ``path`` (True if a thumbnail is now there)."""
     for attempt in (0, 1):
         try:
@@ -66,7 +68,7 @@ def _link(original: Path, path: Path) -> bool:
         except FileNotFoundError:
             if attempt:
                 return False
-            path.parent.mkdir(parents=True, exist_ok=True)
+            os.makedirs(folder, exist_ok=True)
         except OSError:
             return False  # no hardlinks on this filesystem (or not allowed): encode one
     return False
