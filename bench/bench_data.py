@@ -8,11 +8,13 @@
    a deep page and a class-filtered page) on a 100,000-image dataset against a
    1,000-image one. Target: ≤ 1.5×. The large dataset's rows are made in SQL by
    repeating the rows of 1,000 really imported images (same files and thumbnails):
-   a page's cost depends on the rows, not on the pixels.
+   a page's cost depends on the rows, not on the pixels. Each repeated row gets its
+   own file (a hardlink to the original), as a real dataset would.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -88,6 +90,10 @@ def _grow(ws, name: str, target: int) -> None:
                 "mean_r, mean_g, mean_b, sq_r, sq_g, sq_b, flags FROM images "
                 "WHERE dataset_id = ? ORDER BY id LIMIT ?", (f"{copy}", ds_id, take))
             n += take
+        # every row has its own file, as in a real dataset (a hardlink to the original)
+        for (path,) in conn.execute("SELECT path FROM images WHERE dataset_id = ? AND "
+                                    "path LIKE '%#%'", (ds_id,)):
+            os.link(ws.root / path.split("#")[0], ws.root / path)
 
 
 def _page_work(ws, name: str, after_id: int, label: str | None) -> int:

@@ -66,7 +66,7 @@ def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> DecodedImage:
             if frames > 1:
                 img.seek(0)  # animated: take the first frame
             img.load()
-            orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
+            orientation = _orientation(img, fmt)
             if orientation != 1:
                 img = ImageOps.exif_transpose(img)
             plain = _is_plain(img, fmt, frames, orientation)
@@ -84,6 +84,14 @@ def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> DecodedImage:
     finally:
         Image.MAX_IMAGE_PIXELS = old_limit
     return DecodedImage(img, fmt, source_mode, img.width, img.height, plain)
+
+
+def _orientation(img: Image.Image, fmt: str) -> int:
+    """The EXIF orientation (1 = upright). A loaded PNG or JPEG holds its EXIF block in
+    ``info["exif"]`` when it has one; without it there is nothing to parse."""
+    if fmt in ("PNG", "JPEG") and not img.info.get("exif"):
+        return 1
+    return img.getexif().get(ExifTags.Base.Orientation, 1)
 
 
 def _is_plain(img: Image.Image, fmt: str, frames: int, orientation: int) -> bool:

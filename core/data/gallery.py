@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from core.data.catalog import get_dataset_id
-from core.data.thumbnails import thumbnail_path
+from core.data.thumbnails import thumbnail_file
 from core.store.workspace import Workspace
 
 
@@ -79,11 +79,12 @@ def image_page(ws: Workspace, dataset: str, *, label: str | None = None, split: 
     with ws.db() as conn:
         rows = conn.execute(
             f"SELECT i.id, i.original_name, c.name AS label, i.split, i.width, i.height, "
-            f"i.excluded, i.sha256 FROM images i INDEXED BY {index} "
+            f"i.excluded, i.sha256, i.path FROM images i INDEXED BY {index} "
             f"LEFT JOIN classes c ON c.id = i.class_id "
             f"WHERE {' AND '.join(where)} ORDER BY i.id LIMIT ?", (*params, limit)).fetchall()
     return [ImageRow(r["id"], r["original_name"], r["label"], r["split"], r["width"], r["height"],
-                     bool(r["excluded"]), thumbnail_path(ws.thumbs_dir, r["sha256"]))
+                     bool(r["excluded"]),
+                     thumbnail_file(ws.root, ws.thumbs_dir, r["sha256"], r["path"]))
             for r in rows]
 
 

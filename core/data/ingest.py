@@ -167,7 +167,7 @@ class DatasetWriter:
 
     def _prepare_in_workers(self, tasks: list[tuple], total: int) -> int:
         done = 0
-        size = max(32, min(512, len(tasks) // (worker_count() * 4)))
+        size = max(32, min(256, len(tasks) // (worker_count() * 4)))
         chunks = _chunks(tasks, size)
         pool = worker_pool()
         futures = deque()

@@ -66,6 +66,21 @@ class Prepared:
     stats: ImageStats | None = None
     pixels: np.ndarray | None = None   # H×W or H×W×3 uint8, for images up to KEEP_MAX_SIDE
 
+    def __reduce__(self):
+        # plain tuples cross the process boundary at a third of a dataclass's pickle cost
+        stats = None if self.stats is None else astuple_stats(self.stats)
+        return _rebuild, ((self.index, self.path, self.original_name, self.sha256, self.width,
+                           self.height, self.mode, self.format, self.num_bytes, self.label,
+                           self.split), stats, self.pixels)
+
+
+def astuple_stats(s: ImageStats) -> tuple:
+    return s.phash, s.brightness, s.sharpness, s.means, s.squares
+
+
+def _rebuild(fields: tuple, stats: tuple | None, pixels) -> "Prepared":
+    return Prepared(*fields, stats=None if stats is None else ImageStats(*stats), pixels=pixels)
+
 
 def store_image(target: BatchTarget, index: int, data: bytes, decoded: DecodedImage,
                 original_name: str, label: str | None, split: str | None,
@@ -82,7 +97,7 @@ def store_image(target: BatchTarget, index: int, data: bytes, decoded: DecodedIm
     path = f"{root}/{rel}"
     _store_file(path, f"{root}/{folder}", data, source)
     img = decoded.image
-    write_thumbnail(target.thumbs_dir, sha, img, path if decoded.plain else None)
+    write_thumbnail(target.thumbs_dir, sha, img, decoded.plain)
     pixels = stats_pixels(img)
     keep = pixels if max(img.size) <= KEEP_MAX_SIDE else None
     return Prepared(index, rel, original_name, sha, decoded.width, decoded.height, img.mode,

@@ -1,13 +1,13 @@
-"""Small thumbnails for galleries, keyed by content hash (``thumbnail_path``).
+"""Small thumbnails for galleries, keyed by content hash.
 
 An image already at thumbnail size (both sides at most ``THUMB_SIZE``) whose file
 shows exactly its decoded pixels (``DecodedImage.plain``: PNG or JPEG, upright, no
-transparency) is its own thumbnail: the stored original is hardlinked at the
-thumbnail's path, so no second file is encoded or written (its bytes are PNG or
-JPEG whatever the name says; readers such as ``st.image`` go by the content).
-Any other image gets a cached JPEG. Tiny images (under a quarter of ``THUMB_SIZE``,
-such as 8×8 digits) always do, scaled *up* with nearest-neighbour so that the
-gallery shows crisp pixels instead of a browser's blur.
+transparency) is its own thumbnail: nothing is written for it, and
+``thumbnail_file`` answers with the stored original (its bytes are PNG or JPEG;
+readers such as ``st.image`` go by the content). Any other image gets a cached JPEG
+under ``thumbnail_path``. Tiny images (under a quarter of ``THUMB_SIZE``, such as
+8×8 digits) always do, scaled *up* with nearest-neighbour so that the gallery shows
+crisp pixels instead of a browser's blur.
 """
 
 from __future__ import annotations
@@ -39,36 +39,27 @@ def make_thumbnail_bytes(img: Image.Image, size: int = THUMB_SIZE) -> bytes:
     return buf.getvalue()
 
 
-def write_thumbnail(thumbs_dir: Path, sha256: str, img: Image.Image,
-                    original: Path | str | None = None) -> str:
-    """Cache the thumbnail of ``img``; ``original``: its stored file, when that file
-    shows exactly ``img`` (see the module docstring)."""
+def thumbnail_file(root: Path, thumbs_dir: Path, sha256: str, rel_path: str) -> Path:
+    """The file to show as an image's thumbnail: its cached thumbnail, or the stored
+    original where that is its own thumbnail (see the module docstring)."""
+    path = thumbnail_path(thumbs_dir, sha256)
+    return path if path.exists() else Path(root) / rel_path
+
+
+def is_own_thumbnail(img: Image.Image, plain: bool) -> bool:
+    return plain and THUMB_SIZE // 4 <= max(img.size) <= THUMB_SIZE
+
+
+def write_thumbnail(thumbs_dir: Path, sha256: str, img: Image.Image, plain: bool = False) -> None:
+    """Cache the thumbnail of ``img`` unless it is its own (``plain``: its stored file
+    shows exactly these pixels)."""
+    if is_own_thumbnail(img, plain):
+        return
     folder = f"{thumbs_dir}/{sha256[:2]}"
     path = f"{folder}/{sha256}.jpg"
-    if original is not None and THUMB_SIZE // 4 <= max(img.size) <= THUMB_SIZE \
-            and _link(original, folder, path):
-        return path
     if not os.path.exists(path):
         os.makedirs(folder, exist_ok=True)
         tmp = f"{folder}/.{sha256}.jpg.{os.getpid()}.{threading.get_ident()}.tmp"
         with open(tmp, "wb") as fh:
             fh.write(make_thumbnail_bytes(img))
         os.replace(tmp, path)
-    return path
-
-
-def _link(original, folder: str, path: str) -> bool:
-    """Hardlink ``original`` at ``path`` (True if a thumbnail is now there)."""
-    for attempt in (0, 1):
-        try:
-            os.link(original, path, follow_symlinks=False)
-            return True
-        except FileExistsError:
-            return True
-        except FileNotFoundError:
-            if attempt:
-                return False
-            os.makedirs(folder, exist_ok=True)
-        except OSError:
-            return False  # no hardlinks on this filesystem (or not allowed): encode one
-    return False

@@ -74,7 +74,7 @@ def compare_runs(ws: Workspace, run_ids: list[str]) -> dict:
 
 def image_records(ws: Workspace, image_ids: list[int]) -> dict[int, dict]:
     """Current file, thumbnail, label and split of each image (labels may have changed)."""
-    from core.data.thumbnails import thumbnail_path
+    from core.data.thumbnails import thumbnail_file
     if not image_ids:
         return {}
     out: dict[int, dict] = {}
@@ -87,7 +87,7 @@ def image_records(ws: Workspace, image_ids: list[int]) -> dict[int, dict]:
                     f"c.name AS label FROM images i LEFT JOIN classes c ON c.id = i.class_id "
                     f"WHERE i.id IN ({marks})", chunk):
                 out[r["id"]] = {"path": ws.resolve(r["path"]), "label": r["label"],
-                                "thumb": thumbnail_path(ws.thumbs_dir, r["sha256"]),
+                                "thumb": thumbnail_file(ws.root, ws.thumbs_dir, r["sha256"], r["path"]),
                                 "split": r["split"], "excluded": bool(r["excluded"]),
                                 "original_name": r["original_name"]}
     return out

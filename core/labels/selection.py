@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from core.data.thumbnails import thumbnail_path
+from core.data.thumbnails import thumbnail_file
 from core.labels.common import class_names_by_id, dataset_id
 from core.store.workspace import Workspace
 
@@ -68,7 +68,7 @@ _COLS = "i.id, i.original_name, i.path, i.class_id, i.split, i.excluded, i.sha25
 def _rows(ws, conn, ds_id, rows) -> list[LabelImage]:
     names = class_names_by_id(conn, ds_id)
     return [LabelImage(r[0], r[1], r[2], names.get(r[3]), r[4], bool(r[5]), r[6], r[7], r[8],
-                       thumbnail_path(ws.thumbs_dir, r[6])) for r in rows]
+                       thumbnail_file(ws.root, ws.thumbs_dir, r[6], r[2])) for r in rows]
 
 
 def count_matching(ws: Workspace, dataset: str, flt: ImageFilter) -> int:

@@ -49,19 +49,28 @@ def test_unusual_modes_are_normalised(workspace, tmp_path):
     assert rows["palette-transparent.png"]["brightness"] > 100
 
 
-def test_exif_orientation_is_applied(workspace, tmp_path):
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_exif_orientation_is_applied(workspace, tmp_path, fmt):
     img = Image.new("RGB", (40, 20), (200, 10, 10))
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90° on display
     buf = io.BytesIO()
-    img.save(buf, format="JPEG", exif=exif)
+    img.save(buf, format=fmt, exif=exif)
     src = tmp_path / "exif"
     src.mkdir()
-    (src / "r.jpg").write_bytes(buf.getvalue())
+    (src / f"r.{fmt.lower()}").write_bytes(buf.getvalue())
+    (src / f"plain.{fmt.lower()}").write_bytes(_encoded(img, fmt))
     import_source(workspace, str(src), "exif")
     with workspace.db() as conn:
-        w, h = conn.execute("SELECT width, height FROM images").fetchone()
-    assert (w, h) == (20, 40)
+        sizes = dict((n, (w, h)) for n, w, h in conn.execute(
+            "SELECT original_name, width, height FROM images"))
+    assert sizes == {f"r.{fmt.lower()}": (20, 40), f"plain.{fmt.lower()}": (40, 20)}
+
+
+def _encoded(img, fmt: str) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt)
+    return buf.getvalue()
 
 
 def _hostile_zip(path):

@@ -9,11 +9,13 @@ import tarfile
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from core.data.catalog import dataset_info
 from core.data.quality import quality_report
 from core.data.sources import ImportOptions, import_source, import_uploads
 from core.data.tensor_cache import load_cache
+from core.data.thumbnails import thumbnail_file
 from core.errors import ImageLabError
 from tests.conftest import REPO, python_env
 from tests.core.data.corpus import png_bytes, tar_with, write_imagefolder, zip_with
@@ -62,11 +64,15 @@ def test_every_image_gets_stats_thumbnail_and_cache(workspace, tmp_path):
     write_imagefolder(src, per_class=4)
     report = import_source(workspace, str(src), "pets")
     with workspace.db() as conn:
-        rows = conn.execute("SELECT id, sha256, phash, brightness, sharpness, mean_r FROM images "
+        rows = conn.execute("SELECT id, sha256, path, phash, brightness, sharpness, mean_r FROM images "
                             "ORDER BY id").fetchall()
     assert all(r["phash"] is not None and 0 <= r["brightness"] <= 255 and r["sharpness"] > 0
                for r in rows)
-    assert all((workspace.thumbs_dir / r["sha256"][:2] / f"{r['sha256']}.jpg").exists() for r in rows)
+    # 24×20 PNGs are their own thumbnails: the gallery shows the stored original
+    shown = [thumbnail_file(workspace.root, workspace.thumbs_dir, r["sha256"], r["path"])
+             for r in rows]
+    assert all(p.exists() and max(Image.open(p).size) <= 96 for p in shown)
+    assert shown[0] == workspace.root / rows[0]["path"]
     assert report.cache_size == 24  # the native size (24×20 images)
     cache = load_cache(workspace, "pets", 24)
     assert cache.pixels.shape == (8, 3, 24, 24) and isinstance(cache.pixels, np.memmap)
@@ -104,6 +110,57 @@ def test_duplicates_conflicts_and_leakage_are_reported(workspace, tmp_path):
     assert [lk["splits"] for lk in report.leakage] == [["test", "train"]]
     q = quality_report(workspace, "d")
     assert q.counts["duplicates"] == 2 and q.counts["leakage"] == 1
+
+
+def _save(path, pixels) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.asarray(pixels, dtype=np.uint8)).save(path)
+
+
+def test_quality_flags_dark_bright_blurry_and_near_duplicates(workspace, tmp_path):
+    """Each content flag on real files: a dark, a bright and a flat (blurry) image, and
+    two near-duplicates (one a brightened re-encode of the other), against sharp
+    unrelated images that get no flag."""
+    rng = np.random.default_rng(7)
+    yy, xx = np.mgrid[0:48, 0:48]
+    src = tmp_path / "q" / "things"
+    _save(src / "dark.png", rng.integers(0, 25, (48, 48, 3)))
+    _save(src / "bright.png", rng.integers(232, 256, (48, 48, 3)))
+    _save(src / "flat.png", np.full((48, 48, 3), 120))
+    scene = (np.sin(xx / 5.0) * np.cos(yy / 7.0) * 100 + 128)[..., None].repeat(3, axis=2)
+    _save(src / "scene.png", scene)
+    _save(src / "scene-brighter.png", np.clip(scene * 1.05 + 6, 0, 255))
+    for k in range(3):
+        _save(src / f"noise-{k}.png", rng.integers(0, 256, (48, 48, 3)))
+    import_source(workspace, str(tmp_path / "q"), "q")
+    q = quality_report(workspace, "q")
+    with workspace.db() as conn:
+        name_of = dict(conn.execute("SELECT id, original_name FROM images").fetchall())
+    names = lambda ids: sorted(name_of[i].split("/")[-1] for i in ids)
+    assert names(q.dark) == ["dark.png"]
+    assert names(q.bright) == ["bright.png"]
+    assert "flat.png" in names(q.blurry) and not any(n.startswith("noise") for n in names(q.blurry))
+    groups = [names(g["image_ids"]) for g in q.near_duplicates]
+    assert ["scene-brighter.png", "scene.png"] in groups
+    assert not any(n.startswith("noise") for g in groups for n in g)
+
+
+def test_thumbnails_tiny_small_and_large(workspace, tmp_path):
+    rng = np.random.default_rng(3)
+    src = tmp_path / "t" / "c"
+    _save(src / "tiny.png", rng.integers(0, 256, (8, 8)))
+    _save(src / "small.png", rng.integers(0, 256, (40, 30, 3)))
+    _save(src / "large.png", rng.integers(0, 256, (200, 300, 3)))
+    import_source(workspace, str(tmp_path / "t"), "t")
+    with workspace.db() as conn:
+        rows = {r["original_name"].split("/")[-1]: r for r in conn.execute(
+            "SELECT original_name, sha256, path FROM images")}
+    shown = {k: thumbnail_file(workspace.root, workspace.thumbs_dir, r["sha256"], r["path"])
+             for k, r in rows.items()}
+    assert shown["small.png"] == workspace.root / rows["small.png"]["path"]  # its own
+    assert Image.open(shown["tiny.png"]).size == (96, 96)        # scaled up, crisp
+    assert Image.open(shown["large.png"]).size == (96, 64)       # scaled down
+    assert all(p.suffix == ".jpg" for k, p in shown.items() if k != "small.png")
 
 
 def test_zip_and_tar_archives_with_a_wrapping_folder(workspace, tmp_path):
