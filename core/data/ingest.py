@@ -24,7 +24,7 @@ import secrets
 import shutil
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -166,29 +166,38 @@ class DatasetWriter:
             self._read_on_threads(other, done, total)
 
     def _prepare_in_workers(self, tasks: list[tuple], total: int) -> int:
+        """Chunks of local files on the worker pool; a chunk whose worker died (killed,
+        out of memory) or that could not be sent is done in this process instead."""
         done = 0
         size = max(32, min(256, len(tasks) // (worker_count() * 4)))
-        chunks = _chunks(tasks, size)
         pool = worker_pool()
-        futures = deque()
-        if pool is not None:
-            try:
-                futures.extend(pool.submit(prepare_files, self._target, c) for c in chunks)
-            except (BrokenProcessPool, RuntimeError, OSError):
-                discard_pool()
-                futures.clear()
-        for k, chunk in enumerate(chunks):
-            results = None
-            if futures:
+        pairs: list[tuple[list, Future | None]] = []
+        for chunk in _chunks(tasks, size):
+            future = None
+            if pool is not None:
                 try:
-                    results = futures.popleft().result()
-                except BrokenProcessPool:
-                    # a worker died (killed, out of memory): finish in this process
+                    future = pool.submit(prepare_files, self._target, chunk)
+                except (BrokenProcessPool, RuntimeError, OSError):
                     discard_pool()
-                    futures.clear()
-            if results is None:
-                results = prepare_files(self._target, chunk)
-            done = self._accept_all(results, done, total)
+                    pool = None
+            pairs.append((chunk, future))
+        try:
+            for chunk, future in pairs:
+                results = None
+                if future is not None:
+                    try:
+                        results = future.result()
+                    except BrokenProcessPool:
+                        discard_pool()
+                if results is None:
+                    results = prepare_files(self._target, chunk)
+                done = self._accept_all(results, done, total)
+        except BaseException:
+            # stopped (an error, or the page's script was stopped): let no worker write
+            # into the batch folder after the caller removes it
+            running = [f for _, f in pairs if f is not None and not f.cancel()]
+            wait(running, timeout=120)
+            raise
         return done
 
     def _read_on_threads(self, work: list[tuple[int, SourceItem]], done: int,

@@ -8,7 +8,7 @@ chunk's statistics at once (``batch_image_stats``). It runs in worker processes
 (``worker_pool``) for large local imports: decoding is CPU-bound Python-driven work,
 and threads only queue on the GIL.
 
-Workers start from a ``forkserver`` that preloads this module, never by forking the
+Workers start from a ``forkserver`` that preloads this module (warmed up), never by forking the
 caller: the dashboard's server process has many threads, and a fork copies their held
 locks. The pool is made once per process and reused by later imports.
 """
@@ -124,6 +124,12 @@ def _store_file(path: str, folder: str, data: bytes, source: tuple | None) -> No
             _made_dirs.discard(folder)      # removed meanwhile: make it again, once
             if attempt:
                 raise
+        except FileExistsError:
+            # left by a worker that died mid-chunk (the chunk is being redone): the batch
+            # folder is this import's own, so the stale entry goes
+            if attempt:
+                raise
+            os.unlink(path)
 
 
 def prepare_bytes(target: BatchTarget, index: int, data: bytes, original_name: str,
@@ -192,6 +198,13 @@ def link_unchanged(path, state: tuple, size: int, target) -> bool:
 
 
 # -- the worker pool ----------------------------------------------------------------
+def _warm_up() -> None:
+    """Load the image plugins and numpy's kernels once, in the forkserver (its preload,
+    ``core.data.prepare_preload``, calls this), so every worker forked from it starts warm."""
+    from PIL import Image
+    Image.init()
+    batch_image_stats([np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8), np.uint8)])
+
 _pool: ProcessPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
@@ -232,7 +245,7 @@ def worker_pool() -> ProcessPoolExecutor | None:
         if _pool is None:
             try:
                 ctx = multiprocessing.get_context("forkserver")
-                ctx.set_forkserver_preload(["core.data.prepare"])
+                ctx.set_forkserver_preload(["core.data.prepare_preload"])
                 _pool = ProcessPoolExecutor(max_workers=worker_count(), mp_context=ctx)
             except (OSError, ValueError, RuntimeError):
                 return None

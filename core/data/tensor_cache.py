@@ -62,9 +62,6 @@ def import_cache_size(ws: Workspace, dataset_id: int) -> int:
     return max(4, min(native_size(ws, dataset_id), CACHE_MAX_SIDE))
 
 
-IN_MEMORY_BUILD_BYTES = 256 * 1024 * 1024
-
-
 def load_cache(ws: Workspace, dataset: str, size: int, *, progress: Callable | None = None,
                decoded: Mapping[str, np.ndarray | Image.Image] | None = None) -> TensorCache:
     """Return the dataset's cache at ``size``, building or refreshing it if needed.
@@ -114,16 +111,12 @@ def _build(ws, folder: Path, rows, ids: np.ndarray, size: int, channels: int,
     if old is not None:
         old_index = {(int(i), s): k for k, (i, s) in enumerate(zip(old.image_ids, old_shas))}
     tmp = folder / "pixels.npy.tmp"
-    shape = (len(ids), channels, size, size)
-    in_memory = int(np.prod(shape)) <= IN_MEMORY_BUILD_BYTES
-    # small caches are filled in memory and written in one go; large ones through a
-    # memory map, so that building never needs the whole cache in RAM
-    out = np.empty(shape, np.uint8) if in_memory else \
-        np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
+                                    shape=(len(ids), channels, size, size))
     mode = "L" if channels == 1 else "RGB"
     total = len(rows)
     shas = [r["sha256"] for r in rows]
-    block: list[np.ndarray] = []          # copied into ``out`` 1,024 rows at a time
+    block: list[np.ndarray] = []          # written to the file 1,024 rows at a time
     for k, (image_id, sha) in enumerate(zip(ids.tolist(), shas)):
         hit = old_index.get((image_id, sha)) if old_index else None
         if hit is not None:
@@ -137,11 +130,7 @@ def _build(ws, folder: Path, rows, ids: np.ndarray, size: int, channels: int,
             block = []
         if progress and (k + 1) % 1000 == 0:
             progress(k + 1, total, f"decoding images into the {size}px cache")
-    if in_memory:
-        with open(tmp, "wb") as fh:
-            np.save(fh, out)
-    else:
-        out.flush()
+    out.flush()
     del out, old
     os.replace(tmp, folder / "pixels.npy")
     np.save(folder / "image_ids.npy", ids)
