@@ -270,14 +270,40 @@ class DatasetWriter:
         labels = sorted({p.label for p in self._pending if p.label is not None}, key=_natural_key)
         order = [c for c in self.class_order if c in labels or not self._pending] + \
                 [c for c in labels if c not in self.class_order]
-        now = time.time()
-        if self.progress:
-            self.progress(len(self._pending), len(self._pending), "saving to the workspace database")
         # A new dataset's flags are computed here from what the writer holds, and its
         # rows inserted with them; adding to a dataset re-flags it all after the insert.
         flags = [p.stats.flags for p in self._pending] if self.append else dataset_flags(
             [p.sha256 for p in self._pending], [p.stats.phash for p in self._pending],
             [p.stats.brightness for p in self._pending], [p.stats.sharpness for p in self._pending])
+        now = time.time()
+        if self.progress:
+            self.progress(len(self._pending), len(self._pending), "saving to the workspace database")
+        # a new dataset's cache file is written on a second thread while the rows go in
+        prebuilding = self._prebuild_cache()
+        try:
+            return self._commit_rows(splits, order, flags, now, prebuilding)
+        finally:
+            if prebuilding is not None:
+                pool, _, path = prebuilding
+                pool.shutdown(wait=True)
+                path.unlink(missing_ok=True)     # unless it became the cache
+
+    def _prebuild_cache(self):
+        from core.data.tensor_cache import prebuild_pixels
+        pending = self._pending
+        if (not self.build_cache or self.append or not pending
+                or any(p.sha256 not in self._keep for p in pending)):
+            return None
+        size = max(4, min(int(np.median([max(p.width, p.height) for p in pending])),
+                          CACHE_MAX_SIDE))           # = import_cache_size once the rows are in
+        channels = 3 if any(p.mode != "L" for p in pending) else 1
+        self.ws.cache_dir.mkdir(parents=True, exist_ok=True)
+        path = self.ws.cache_dir / f".import-{self._batch_rel.rsplit('/', 1)[-1]}.npy.tmp"
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-cache")
+        return pool, pool.submit(prebuild_pixels, path, [p.sha256 for p in pending],
+                                 [self._keep[p.sha256] for p in pending], size, channels), path
+
+    def _commit_rows(self, splits, order, flags, now, prebuilding) -> ImportReport:
         with self.ws.write() as conn:
             if self.append:
                 ds_id = int(conn.execute("SELECT id FROM datasets WHERE name = ?",
@@ -329,7 +355,14 @@ class DatasetWriter:
         if self.build_cache and total:
             from core.data.tensor_cache import import_cache_size, load_cache
             size = import_cache_size(self.ws, ds_id)
-            load_cache(self.ws, self.name, size, decoded=self._keep, progress=self.progress)
+            prebuilt = None
+            if prebuilding is not None:
+                try:
+                    prebuilt = prebuilding[1].result()
+                except Exception:  # noqa: BLE001 - a derived file: build it the ordinary way
+                    prebuilt = None
+            load_cache(self.ws, self.name, size, decoded=self._keep, progress=self.progress,
+                       prebuilt=prebuilt)
             report.cache_size = size
         self._keep = {}
         report.duplicates = duplicates[:50]

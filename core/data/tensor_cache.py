@@ -63,11 +63,14 @@ def import_cache_size(ws: Workspace, dataset_id: int) -> int:
 
 
 def load_cache(ws: Workspace, dataset: str, size: int, *, progress: Callable | None = None,
-               decoded: Mapping[str, np.ndarray | Image.Image] | None = None) -> TensorCache:
+               decoded: Mapping[str, np.ndarray | Image.Image] | None = None,
+               prebuilt: "PrebuiltPixels | None" = None) -> TensorCache:
     """Return the dataset's cache at ``size``, building or refreshing it if needed.
 
     ``decoded`` maps content hashes to images already decoded (by the importer, as
     uint8 arrays or PIL images), which are used instead of decoding their files again.
+    ``prebuilt``: a pixel file the importer built while it wrote the rows; it becomes
+    the cache if it holds exactly the dataset's images, in id order, at this size.
     """
     if not 4 <= size <= 1024:
         raise ImageLabError(f"image size {size} is out of range (4–1024 pixels)")
@@ -84,10 +87,52 @@ def load_cache(ws: Workspace, dataset: str, size: int, *, progress: Callable | N
     meta = _read_meta(folder)
     if meta and meta.get("fingerprint") == fingerprint and meta.get("channels") == channels:
         return _open(folder, size, channels)
-    _build(ws, folder, rows, ids, size, channels, meta, progress, decoded or {})
+    shas = [r["sha256"] for r in rows]
+    if prebuilt is not None and prebuilt.fits(shas, size, channels):
+        folder.mkdir(parents=True, exist_ok=True)
+        os.replace(prebuilt.path, folder / "pixels.npy")
+        np.save(folder / "image_ids.npy", ids)
+        atomic_write_text(folder / "shas.json", json.dumps(shas))
+    else:
+        _build(ws, folder, rows, ids, size, channels, meta, progress, decoded or {})
     atomic_write_text(folder / "meta.json", json.dumps(
         {"fingerprint": fingerprint, "channels": channels, "size": size, "count": len(ids)}))
     return _open(folder, size, channels)
+
+
+@dataclass
+class PrebuiltPixels:
+    """A cache file written before its dataset's rows had ids (see ``prebuild_pixels``)."""
+    path: Path
+    shas: list[str]
+    size: int
+    channels: int
+
+    def fits(self, shas: list[str], size: int, channels: int) -> bool:
+        return (self.shas == shas and self.size == size and self.channels == channels
+                and self.path.exists())
+
+
+def prebuild_pixels(path: Path, shas: list[str], images: list, size: int,
+                    channels: int) -> PrebuiltPixels:
+    """Write the cache file for ``images`` (uint8 arrays or PIL images, in the order their
+    rows will get ids) at ``path``: the importer runs this beside its database insert."""
+    mode = "L" if channels == 1 else "RGB"
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8,
+                                    shape=(len(images), channels, size, size))
+    native = (size, size) if channels == 1 else (size, size, 3)
+    for start in range(0, len(images), 1024):
+        block = images[start:start + 1024]
+        if all(isinstance(img, np.ndarray) and img.shape == native for img in block):
+            stack = np.stack(block)          # already at the cache's size: one copy
+            out[start:start + len(block)] = stack[:, None] if channels == 1 else \
+                stack.transpose(0, 3, 1, 2)
+        else:
+            out[start:start + len(block)] = np.stack([_pixels_to_array(img, size, mode)
+                                                      for img in block])
+    out.flush()
+    del out
+    return PrebuiltPixels(path, list(shas), size, channels)
 
 
 def _open(folder: Path, size: int, channels: int) -> TensorCache:
