@@ -44,3 +44,42 @@ def test_upload_a_zip_and_see_the_gallery(browser, server, tmp_path):
     assert_no_exception_box(page)
     assert watcher.errors == [], watcher.errors
     page.close()
+
+
+def test_import_a_large_local_folder_on_worker_processes(browser, server, tmp_path):
+    """A folder of 400 images on this machine, by path: the server imports it on its
+    worker processes (forkserver) and the gallery shows it."""
+    src = tmp_path / "shelf"
+    for i in range(400):
+        folder = src / ("left" if i % 2 else "right")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{i:03d}.png").write_bytes(png_bytes(500 + i, size=(32, 32)))
+    (src / "left" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1200})
+    watcher = PageWatcher(page)
+    page.goto(f"{server.url}/Data")
+    wait_for_app(page)
+    page.get_by_text("Import images").first.click()
+    panel = page.locator("[data-testid='stTabs'] [role='tabpanel']:visible").first
+    path = panel.get_by_label("Path")
+    path.fill(str(src))
+    path.press("Enter")
+    wait_for_app(page)
+    name = panel.get_by_label("New dataset name")
+    name.fill("shelf")
+    name.press("Enter")
+    wait_for_app(page)
+    button = panel.get_by_role("button", name="Import", exact=True)
+    page.wait_for_function("b => !b.disabled", arg=button.element_handle(), timeout=30_000)
+    button.click()
+    page.get_by_text("Imported 400 images into 'shelf'").first.wait_for(timeout=180_000)
+    wait_for_app(page)
+    main = page.locator("[data-testid='stMain']")
+    assert "1 file(s) skipped" in main.inner_text() and "left/bad.png" in main.inner_text()
+    main.locator("[data-testid='stImage']").first.wait_for()
+    text = main.inner_text()
+    assert "left · train" in text and "Classes\n\n2" in text
+    assert_no_exception_box(page)
+    assert watcher.errors == [], watcher.errors
+    page.close()
