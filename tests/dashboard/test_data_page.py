@@ -7,6 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.conftest import REPO
 from tests.core.data.corpus import jpeg_bytes, png_bytes, write_imagefolder, zip_with
+from tests.core.data.test_sources_remote import http_server  # noqa: F401 (fixture)
 
 
 def data_page() -> AppTest:
@@ -105,3 +106,67 @@ def test_fix_a_label_from_the_data_gallery_detail(sample_workspace):
     assert any("is now 7" in s.value for s in at.success)
     events = label_history(sample_workspace, "digits", image_id=image)
     assert events[0].kind == "relabel"
+
+
+def test_url_sql_builtin_and_image_uploads_from_the_page(workspace, tmp_path, http_server,
+                                                         monkeypatch):
+    """Every other source tab imports real data the test makes: an archive over HTTP
+    (loopback allowed by the setting), rows of a SQLite file, FashionMNIST files already
+    on disk, and several images uploaded into a new class."""
+    import sqlite3
+
+    import numpy as np
+
+    from core.data.sources.url import ALLOW_ENV
+    from tests.core.data.test_sources_remote import _write_idx
+    base, sha = http_server
+    monkeypatch.setenv(ALLOW_ENV, "1")
+    at = data_page()
+
+    at.text_input(key="src_url").input(f"{base}/pets.zip")
+    at.text_input(key="src_url_sha").input(sha)
+    at.text_input(key="src_url_t_name").input("web-pets")
+    at.run()
+    at.button(key="src_url_go").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert any("Imported 6 images into 'web-pets'" in s.value for s in at.success)
+
+    db = tmp_path / "pics.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE pics (img BLOB, tag TEXT)")
+        conn.executemany("INSERT INTO pics VALUES (?, ?)",
+                         [(png_bytes(40 + i), "red" if i % 2 else "blue") for i in range(6)])
+    at.text_input(key="src_sql").input(f"sqlite:///{db}")
+    at.text_area(key="src_sql_q").input("SELECT img AS image, tag AS label FROM pics")
+    at.text_input(key="src_sql_t_name").input("from-sql")
+    at.run()
+    at.button(key="src_sql_go").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert any("Imported 6 images into 'from-sql'" in s.value for s in at.success)
+
+    rng = np.random.default_rng(0)
+    raw = tmp_path / "tv" / "FashionMNIST" / "raw"
+    _write_idx(raw, "train", rng.integers(0, 256, (20, 28, 28)), np.arange(20) % 10)
+    _write_idx(raw, "t10k", rng.integers(0, 256, (10, 28, 28)), np.arange(10) % 10)
+    at.selectbox(key="src_tv").select("FashionMNIST").run()
+    at.text_input(key="src_tv_root").input(str(tmp_path / "tv"))
+    at.text_input(key="src_tv_t_name").input("fashion")
+    at.run()
+    at.button(key="src_tv_go").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert any("Imported 30 images into 'fashion'" in s.value for s in at.success)
+
+    at.radio(key="up_kind").set_value("images").run()
+    uploader = at.file_uploader(key="up_ima")
+    for i in range(3):
+        uploader.upload(f"leaf-{i}.png", png_bytes(70 + i), "image/png")
+    at.text_input(key="up_t_name").input("leaves")
+    at.run()
+    at.text_input(key="up_newcls").input("oak")
+    at.run()
+    at.button(key="up_go").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert any("Imported 3 images into 'leaves'" in s.value for s in at.success)
+    from core.data.catalog import dataset_info
+    info = dataset_info(workspace, "leaves")
+    assert [(c["class"], c["total"]) for c in info.per_class] == [("oak", 3)]
