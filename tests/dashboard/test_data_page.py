@@ -5,18 +5,13 @@ from __future__ import annotations
 
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import REPO
+from tests.dashboard.apptest import open_page
 from tests.core.data.corpus import jpeg_bytes, png_bytes, write_imagefolder, zip_with
 from tests.core.data.test_sources_remote import http_server  # noqa: F401 (fixture)
 
 
 def data_page() -> AppTest:
-    at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=120)
-    at.run()
-    at.switch_page("pages/1_Data.py")
-    at.run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
+    return open_page("pages/1_Data.py", 120, check=True)
 
 
 def test_upload_an_archive_then_see_report_gallery_and_quality(workspace, tmp_path):
@@ -91,12 +86,7 @@ def test_bad_sources_give_a_clear_message(workspace, tmp_path):
 
 def test_fix_a_label_from_the_data_gallery_detail(sample_workspace):
     from core.labels.history import label_history
-    from streamlit.testing.v1 import AppTest
-    from tests.conftest import REPO
-    at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=120)
-    at.run()
-    at.switch_page("pages/1_Data.py")
-    at.run()
+    at = data_page()
     pick = at.selectbox(key="gallery_detail")
     image = int(pick.options[1].split()[0].lstrip("#"))     # options read "#<id> <file>"
     pick.set_value(image).run()

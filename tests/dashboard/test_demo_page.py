@@ -6,14 +6,11 @@ from streamlit.testing.v1 import AppTest
 
 from core.data.catalog import dataset_info
 from core.inference.registry import champion
-from tests.conftest import REPO
+from tests.dashboard.apptest import open_page
 
 
 def open_demo() -> AppTest:
-    at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=180)
-    at.run()
-    at.switch_page("pages/6_Demo.py")
-    return at.run()
+    return open_page("pages/6_Demo.py", 180)
 
 
 def test_without_runs_the_page_says_so(sample_workspace):

@@ -8,25 +8,22 @@ from core.labels.history import label_history
 from core.training.config import TrainConfig
 from core.training.engine import train_run
 from core.training.runs import create_run
-from tests.conftest import REPO
+from tests.dashboard.apptest import open_page
 
 
-def open_page(path="pages/5_Evaluate.py") -> AppTest:
-    at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=180)
-    at.run()
-    at.switch_page(path)
-    return at.run()
+def open_evaluate() -> AppTest:
+    return open_page("pages/5_Evaluate.py", 180)
 
 
 def test_without_runs_the_page_says_what_to_do(sample_workspace):
-    at = open_page()
+    at = open_evaluate()
     assert not at.exception
     assert any("No finished runs yet" in i.value for i in at.info)
 
 
 def test_metrics_table_and_clickable_matrix(trained_workspace):
     ws, run_id = trained_workspace
-    at = open_page()
+    at = open_evaluate()
     assert not at.exception, [e.message for e in at.exception]
     report = json.loads((ws.runs_dir / run_id / "eval" / "digits-test.json").read_text())
     assert at.metric[0].value == f"{report['accuracy']:.3f}"
@@ -43,7 +40,7 @@ def test_metrics_table_and_clickable_matrix(trained_workspace):
 
 def test_pick_a_confused_pair_then_relabel_one_image(trained_workspace):
     ws, run_id = trained_workspace
-    at = open_page()
+    at = open_evaluate()
     pair = at.selectbox(key="cm_pair")
     if len(pair.options) == 1:
         return  # a perfect model has no confused pairs; nothing to fix
@@ -64,7 +61,7 @@ def test_compare_with_the_previous_run_in_one_click(trained_workspace):
     ws, first = trained_workspace
     second = create_run(ws, TrainConfig(dataset="digits", image_size=8, epochs=1, batch_size=64))
     assert train_run(ws, second.id)["status"] == "finished"
-    at = open_page()
+    at = open_evaluate()
     assert at.multiselect(key="compare_runs").value == [second.id]   # the newest run is open
     assert at.dataframe[1].value.shape[0] == 1
     at.button(key="cmp_previous").click().run()

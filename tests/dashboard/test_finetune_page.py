@@ -10,16 +10,11 @@ from streamlit.testing.v1 import AppTest
 
 from core.training import jobs
 from core.training.runs import get_run, list_runs
-from tests.conftest import REPO
+from tests.dashboard.apptest import open_page
 
 
 def finetune_page() -> AppTest:
-    at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=180)
-    at.run()
-    at.switch_page("pages/4_Fine-tune.py")
-    at.run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
+    return open_page("pages/4_Fine-tune.py", 180, check=True)
 
 
 def test_finetune_a_workspace_run_onto_another_dataset(trained_workspace):

@@ -11,7 +11,7 @@ from core.labels import history as H
 from core.labels import relabel as R
 from core.labels.selection import ImageFilter, find_images, matching_labels
 from core.store.workspace import open_workspace
-from tests.conftest import REPO
+from tests.dashboard.apptest import open_page
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +34,7 @@ def ws(_small_master, tmp_path, monkeypatch):
 
 
 def label_page(mode: str = "Gallery", dataset: str = "digits") -> AppTest:
-    at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=60)
-    at.run()
-    at.switch_page("pages/2_Label.py")
-    at.run()
+    at = open_page("pages/2_Label.py", 60)
     if dataset != "digits":
         at.selectbox(key="label_dataset").select(dataset).run()
     if mode != "Gallery":

@@ -6,17 +6,13 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import REPO
+from tests.dashboard.apptest import open_page
 
 PAGES = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "pages").glob("*.py"))
 
 
 def run_page(path: str) -> AppTest:
-    at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=60)
-    at.run()
-    if path != "streamlit_app.py":
-        at.switch_page(path)
-        at.run()
-    return at
+    return open_page(path, 60)
 
 
 @pytest.mark.parametrize("page", ["streamlit_app.py", *PAGES])

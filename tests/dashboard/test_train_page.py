@@ -9,16 +9,11 @@ import time
 from streamlit.testing.v1 import AppTest
 
 from core.training.runs import get_run, list_runs, read_metrics
-from tests.conftest import REPO
+from tests.dashboard.apptest import open_page
 
 
 def train_page() -> AppTest:
-    at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=120)
-    at.run()
-    at.switch_page("pages/3_Train.py")
-    at.run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
+    return open_page("pages/3_Train.py", 120, check=True)
 
 
 def wait_until(predicate, timeout=120):
