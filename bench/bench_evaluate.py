@@ -5,10 +5,10 @@ Measured in one run on the same trained model (a real run: the default ``compact
 trained for one epoch on 10,000 generated ``shapes`` images at 32×32):
 
 - ``evaluate``: wall-clock images/s of ``evaluate_run(..., split="all", refresh=True)``
-  over all 10,000 images — cache read, batched inference, metrics, stored results
+  over all 10,000 images, best of two — cache read, batched inference, metrics, stored results
   (the validation temperature is fitted once beforehand, as on first use);
 - ``forward``: images/s of the same model's forward pass, same batch size and precision,
-  on the same images already in memory as normalised float tensors.
+  on the same images already in memory as normalised float tensors, best of two.
 
 Target: evaluate ≥ 0.8× forward.
 """
@@ -45,9 +45,11 @@ def run() -> list[Result]:
         run = create_run(ws, TrainConfig(dataset="shapes10k", epochs=1, image_size=32))
         train_run(ws, run.id)
         evaluate_run(ws, run.id, split="val")          # fits the temperature once
-        t0 = time.perf_counter()
-        report = evaluate_run(ws, run.id, split="all", refresh=True)
-        eval_s = time.perf_counter() - t0
+        eval_s = float("inf")
+        for _ in range(2):                              # best of 2, like the forward below
+            t0 = time.perf_counter()
+            report = evaluate_run(ws, run.id, split="all", refresh=True)
+            eval_s = min(eval_s, time.perf_counter() - t0)
         n = report["num_samples"]
 
         lm = load_run_model(ws, run.id)
