@@ -160,3 +160,17 @@ def test_url_sql_builtin_and_image_uploads_from_the_page(workspace, tmp_path, ht
     from core.data.catalog import dataset_info
     info = dataset_info(workspace, "leaves")
     assert [(c["class"], c["total"]) for c in info.per_class] == [("oak", 3)]
+
+    # a whole directory, into the class that now exists
+    at.radio(key="up_kind").set_value("a whole directory").run()
+    folder = at.file_uploader(key="up_a w")
+    for i in range(4):
+        folder.upload(f"more/leaf-{i}.png", png_bytes(80 + i), "image/png")
+    at.radio(key="up_t_mode").set_value("an existing dataset").run()
+    at.selectbox(key="up_t_existing").select("leaves").run()
+    at.selectbox(key="up_cls").select("oak").run()
+    at.button(key="up_go").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert any("Imported 4 images into 'leaves' (7 in total)" in s.value for s in at.success)
+    info = dataset_info(workspace, "leaves")
+    assert [(c["class"], c["total"]) for c in info.per_class] == [("oak", 7)]
