@@ -35,9 +35,9 @@ from PIL import Image
 
 from core.data.catalog import SPLITS, create_dataset, ensure_classes, get_dataset_id, validate_dataset_name
 from core.data.decode import DecodedImage
-from core.data.prepare import (KEEP_MAX_SIDE, BatchTarget, Prepared, Skipped, batch_image_stats, discard_pool,
-                               file_state, prepare_bytes, prepare_files, store_image,
-                               worker_count, worker_pool)
+from core.data.prepare import (KEEP_MAX_SIDE, BatchTarget, Prepared, Skipped, discard_pool,
+                               prepare_bytes, prepare_files, prepare_item, store_image,
+                               with_stats, worker_count, worker_pool)
 from core.data.quality import dataset_flags, exact_copies, refresh_flags
 from core.errors import ImageLabError
 from core.store.workspace import Workspace
@@ -206,7 +206,8 @@ class DatasetWriter:
         with ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="import") as pool:
             futures: deque = deque()
             for index, item in work:
-                futures.append(pool.submit(self._read_and_prepare, index, item))
+                futures.append(pool.submit(prepare_item, self._target, index, item.name,
+                                           item.read, _clean_label(item.label), item.split))
                 while len(futures) >= window:
                     done = self._accept_all([futures.popleft().result()], done, total)
             while futures:
@@ -220,25 +221,14 @@ class DatasetWriter:
         buf = io.BytesIO()
         img.save(buf, format="PNG", compress_level=1)
         decoded = DecodedImage(img, "PNG", img.mode, img.width, img.height)
-        prepared, measured = store_image(self._target, self._take_index(), buf.getvalue(),
-                                         decoded, original_name, _clean_label(label), split)
-        prepared.stats = batch_image_stats([measured])[0]
-        self._accept(prepared)
+        self._accept(with_stats([store_image(self._target, self._take_index(), buf.getvalue(),
+                                             decoded, original_name, _clean_label(label),
+                                             split)])[0])
 
     # -- the work for one item ------------------------------------------------------
     def _take_index(self) -> int:
         self._next_index += 1
         return self._next_index - 1
-
-    def _read_and_prepare(self, index: int, item: SourceItem):
-        try:
-            data = item.read()
-        except OSError as exc:
-            return Skipped(item.name, f"cannot read file: {exc.strerror or exc}")
-        except ImageLabError as exc:
-            return Skipped(item.name, str(exc))
-        return prepare_bytes(self._target, index, data, item.name, _clean_label(item.label),
-                             item.split)
 
     def _accept(self, result) -> bool:
         if isinstance(result, Skipped):

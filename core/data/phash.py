@@ -1,10 +1,10 @@
 """Perceptual hashes: a 64-bit difference hash (dHash) per image, and Hamming distance.
 
-``dhash(img)`` shrinks the luma to 9×8 by exact area averaging and sets one bit per
+``dhash_batch`` shrinks each luma image of a same-sized stack to 9×8 by exact area
+averaging (two small matrix products for the whole stack) and sets one bit per
 horizontally adjacent pair (left brighter than right). Near-identical images
 (re-encoded, resized, slightly brightened) differ in a few bits; unrelated images in
-about 32. ``dhash_batch`` hashes a stack of same-sized luma arrays at once: the shrink is
-two small matrix products, so the import hashes thousands of images in a few calls.
+about 32.
 
 Hashes are stored in ``images.phash`` as *signed* 64-bit integers so that SQLite's
 INTEGER holds every value; ``hamming`` accepts either signedness.
@@ -15,16 +15,8 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from PIL import Image
 
 _MASK = (1 << 64) - 1
-
-
-def dhash(img: Image.Image) -> int:
-    """The 64-bit difference hash of ``img`` (L or RGB) as a signed 64-bit int."""
-    arr = np.asarray(img, dtype=np.float32)
-    luma = arr if arr.ndim == 2 else arr @ LUMA
-    return int(dhash_batch(luma[None])[0])
 
 
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)   # ITU-R 601, as PIL's "L"

@@ -68,14 +68,11 @@ class Prepared:
 
     def __reduce__(self):
         # plain tuples cross the process boundary at a third of a dataclass's pickle cost
-        stats = None if self.stats is None else astuple_stats(self.stats)
+        s = self.stats
+        stats = None if s is None else (s.phash, s.brightness, s.sharpness, s.means, s.squares)
         return _rebuild, ((self.index, self.path, self.original_name, self.sha256, self.width,
                            self.height, self.mode, self.format, self.num_bytes, self.label,
                            self.split), stats, self.pixels)
-
-
-def astuple_stats(s: ImageStats) -> tuple:
-    return s.phash, s.brightness, s.sharpness, s.means, s.squares
 
 
 def _rebuild(fields: tuple, stats: tuple | None, pixels) -> "Prepared":
@@ -133,16 +130,17 @@ def _store_file(path: str, folder: str, data: bytes, source: tuple | None) -> No
 
 
 def prepare_bytes(target: BatchTarget, index: int, data: bytes, original_name: str,
-                  label: str | None, split: str | None, source: tuple | None = None):
+                  label: str | None, split: str | None):
     """Decode, store and measure one image: a ``Prepared`` or a ``Skipped``."""
-    try:
-        decoded = decode_image(data)
-    except BadImage as exc:
-        return Skipped(original_name, str(exc))
-    prepared, pixels = store_image(target, index, data, decoded, original_name, label, split,
-                                   source)
-    prepared.stats = batch_image_stats([pixels])[0]
-    return prepared
+    return with_stats([_decode_and_store(target, index, data, original_name, label, split)])[0]
+
+
+def prepare_item(target: BatchTarget, index: int, name: str, read, label: str | None,
+                 split: str | None):
+    """Read (``read()`` → bytes), decode, store and measure one item of a source."""
+    data = _read(name, read)
+    return data if isinstance(data, Skipped) else \
+        prepare_bytes(target, index, data, name, label, split)
 
 
 def prepare_files(target: BatchTarget, tasks: list[tuple]) -> list:
@@ -150,29 +148,42 @@ def prepare_files(target: BatchTarget, tasks: list[tuple]) -> list:
     ``Skipped`` per file, in order, the chunk's statistics measured together."""
     from core.data.sources.folder import read_file
     results: list = []
-    measured: list[tuple[Prepared, np.ndarray]] = []
     for index, path, name, label, split in tasks:
-        try:
-            state = file_state(path)
-            data = read_file(path)
-        except OSError as exc:
-            results.append(Skipped(name, f"cannot read file: {exc.strerror or exc}"))
+        got = _read(name, lambda p=path: (file_state(p), read_file(p)))
+        if isinstance(got, Skipped):
+            results.append(got)
             continue
-        except ImageLabError as exc:
-            results.append(Skipped(name, str(exc)))
-            continue
-        try:
-            decoded = decode_image(data)
-        except BadImage as exc:
-            results.append(Skipped(name, str(exc)))
-            continue
-        prepared, pixels = store_image(target, index, data, decoded, name, label, split,
-                                       (path, state))
-        results.append(prepared)
-        measured.append((prepared, pixels))
-    for (prepared, _), stats in zip(measured, batch_image_stats([p for _, p in measured])):
+        state, data = got
+        results.append(_decode_and_store(target, index, data, name, label, split,
+                                         (path, state)))
+    return with_stats(results)
+
+
+def with_stats(results: list) -> list:
+    """``Skipped`` entries as they are, each stored ``(Prepared, pixels)`` as its
+    ``Prepared`` with statistics, measured together (``batch_image_stats``)."""
+    stored = [r for r in results if not isinstance(r, Skipped)]
+    for (prepared, _), stats in zip(stored, batch_image_stats([px for _, px in stored])):
         prepared.stats = stats
-    return results
+    return [r if isinstance(r, Skipped) else r[0] for r in results]
+
+
+def _read(name: str, read):
+    try:
+        return read()
+    except OSError as exc:
+        return Skipped(name, f"cannot read file: {exc.strerror or exc}")
+    except ImageLabError as exc:
+        return Skipped(name, str(exc))
+
+
+def _decode_and_store(target: BatchTarget, index: int, data: bytes, name: str,
+                      label: str | None, split: str | None, source: tuple | None = None):
+    try:
+        decoded = decode_image(data)
+    except BadImage as exc:
+        return Skipped(name, str(exc))
+    return store_image(target, index, data, decoded, name, label, split, source)
 
 
 def file_state(path) -> tuple:

@@ -1,6 +1,6 @@
 """Image quality: per-image statistics at import, and the dataset quality report.
 
-At import every image gets (``image_stats``) a perceptual hash, its brightness
+At import every image gets (``batch_image_stats``) a perceptual hash, its brightness
 (mean luma, 0–255), its sharpness (variance of the Laplacian of the luma) and its
 per-channel means of x and x² (x in 0–1), all stored in the ``images`` table.
 
@@ -60,11 +60,6 @@ def content_flags(brightness: float, sharpness: float) -> int:
     if sharpness < BLURRY_BELOW:
         f |= FLAG_BLURRY
     return f
-
-
-def image_stats(img: Image.Image) -> ImageStats:
-    """Statistics of one ``L`` or ``RGB`` image (see the module docstring)."""
-    return batch_image_stats([stats_pixels(img)])[0]
 
 
 def stats_pixels(img: Image.Image) -> np.ndarray:

@@ -120,16 +120,7 @@ def prebuild_pixels(path: Path, shas: list[str], images: list, size: int,
     mode = "L" if channels == 1 else "RGB"
     out = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8,
                                     shape=(len(images), channels, size, size))
-    native = (size, size) if channels == 1 else (size, size, 3)
-    for start in range(0, len(images), 1024):
-        block = images[start:start + 1024]
-        if all(isinstance(img, np.ndarray) and img.shape == native for img in block):
-            stack = np.stack(block)          # already at the cache's size: one copy
-            out[start:start + len(block)] = stack[:, None] if channels == 1 else \
-                stack.transpose(0, 3, 1, 2)
-        else:
-            out[start:start + len(block)] = np.stack([_pixels_to_array(img, size, mode)
-                                                      for img in block])
+    _write_rows(out, (_pixels_to_array(img, size, mode) for img in images))
     out.flush()
     del out
     return PrebuiltPixels(path, list(shas), size, channels)
@@ -159,27 +150,36 @@ def _build(ws, folder: Path, rows, ids: np.ndarray, size: int, channels: int,
     out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
                                     shape=(len(ids), channels, size, size))
     mode = "L" if channels == 1 else "RGB"
-    total = len(rows)
     shas = [r["sha256"] for r in rows]
-    block: list[np.ndarray] = []          # written to the file 1,024 rows at a time
-    for k, (image_id, sha) in enumerate(zip(ids.tolist(), shas)):
+
+    def row_pixels(k: int, image_id: int, sha: str) -> np.ndarray:
         hit = old_index.get((image_id, sha)) if old_index else None
         if hit is not None:
-            block.append(old.pixels[hit])
-        elif sha in decoded:
-            block.append(_pixels_to_array(decoded[sha], size, mode))
-        else:
-            block.append(_decode_resized(ws, rows[k]["path"], size, mode))
-        if len(block) == 1024 or k + 1 == total:
-            out[k + 1 - len(block):k + 1] = np.stack(block)
-            block = []
-        if progress and (k + 1) % 1000 == 0:
-            progress(k + 1, total, f"decoding images into the {size}px cache")
+            return old.pixels[hit]
+        if sha in decoded:
+            return _pixels_to_array(decoded[sha], size, mode)
+        return _decode_resized(ws, rows[k]["path"], size, mode)
+
+    _write_rows(out, (row_pixels(k, i, sha) for k, (i, sha) in enumerate(zip(ids.tolist(), shas))),
+                progress, f"decoding images into the {size}px cache")
     out.flush()
     del out, old
     os.replace(tmp, folder / "pixels.npy")
     np.save(folder / "image_ids.npy", ids)
     atomic_write_text(folder / "shas.json", json.dumps(shas))
+
+
+def _write_rows(out: np.ndarray, arrays, progress: Callable | None = None,
+                what: str = "") -> None:
+    """Fill ``out`` (N×C×S×S) from an iterable of C×S×S arrays, 1,024 rows per write."""
+    total, block = len(out), []
+    for k, arr in enumerate(arrays):
+        block.append(arr)
+        if len(block) == 1024 or k + 1 == total:
+            out[k + 1 - len(block):k + 1] = np.stack(block)
+            block = []
+        if progress and (k + 1) % 1000 == 0:
+            progress(k + 1, total, what)
 
 
 def _decode_resized(ws: Workspace, rel_path: str, size: int, mode: str) -> np.ndarray:
