@@ -133,6 +133,28 @@ def wait_for_app(page, timeout: float = 60_000) -> None:
                            timeout=timeout)
 
 
+def open_app(browser, url: str, *, width: int = 1400, height: int = 1200,
+             timeout: float = 60_000):
+    """A new page on ``url``, watched for browser errors, once the app has settled:
+    (page, watcher)."""
+    page = browser.new_page(viewport={"width": width, "height": height})
+    watcher = PageWatcher(page)
+    page.goto(url)
+    wait_for_app(page, timeout=timeout)
+    return page, watcher
+
+
+def import_into_new_dataset(page, panel, button_name: str, dataset: str) -> None:
+    """In an open import tab: name the new dataset, then press its (enabled) button."""
+    name = panel.get_by_label("New dataset name")
+    name.fill(dataset)
+    name.press("Enter")
+    wait_for_app(page)
+    button = panel.get_by_role("button", name=button_name, exact=True)
+    page.wait_for_function("b => !b.disabled", arg=button.element_handle(), timeout=30_000)
+    button.click()
+
+
 def assert_no_exception_box(page) -> None:
     boxes = page.locator("[data-testid='stException']")
     assert boxes.count() == 0, boxes.first.inner_text()

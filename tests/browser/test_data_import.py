@@ -2,10 +2,21 @@
 
 import pytest
 
-from tests.browser.conftest import PageWatcher, assert_no_exception_box, screenshot, wait_for_app
+from tests.browser.conftest import (assert_no_exception_box, import_into_new_dataset, open_app,
+                                    screenshot, wait_for_app)
 from tests.core.data.corpus import png_bytes, zip_with
 
 pytestmark = pytest.mark.browser
+
+
+def upload_archive(page, archive, dataset: str) -> None:
+    """On the Data page: upload ``archive`` in the Upload tab into a new dataset."""
+    page.get_by_text("Import images").first.click()
+    page.get_by_role("tab", name="Upload").click()
+    panel = page.locator("[data-testid='stTabs'] [role='tabpanel']:visible").first
+    panel.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(archive))
+    panel.get_by_text(archive.name).first.wait_for()
+    import_into_new_dataset(page, panel, "Import upload", dataset)
 
 
 def test_upload_a_zip_and_see_the_gallery(browser, server, tmp_path):
@@ -14,22 +25,8 @@ def test_upload_a_zip_and_see_the_gallery(browser, server, tmp_path):
     entries.append(("my-pets/cat/broken.png", b"not an image"))
     archive = zip_with(tmp_path / "my-pets.zip", entries)
 
-    page = browser.new_page(viewport={"width": 1400, "height": 1200})
-    watcher = PageWatcher(page)
-    page.goto(f"{server.url}/Data")
-    wait_for_app(page)
-    page.get_by_text("Import images").first.click()
-    page.get_by_role("tab", name="Upload").click()
-    panel = page.locator("[data-testid='stTabs'] [role='tabpanel']:visible").first
-    panel.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(archive))
-    panel.get_by_text("my-pets.zip").first.wait_for()
-    name = panel.get_by_label("New dataset name")
-    name.fill("my-pets")
-    name.press("Enter")
-    wait_for_app(page)
-    button = panel.get_by_role("button", name="Import upload")
-    page.wait_for_function("b => !b.disabled", arg=button.element_handle(), timeout=30_000)
-    button.click()
+    page, watcher = open_app(browser, f"{server.url}/Data")
+    upload_archive(page, archive, "my-pets")
     page.get_by_text("Imported 12 images into 'my-pets'").first.wait_for(timeout=120_000)
     wait_for_app(page)
     main = page.locator("[data-testid='stMain']")
@@ -56,23 +53,14 @@ def test_import_a_large_local_folder_on_worker_processes(browser, server, tmp_pa
         (folder / f"{i:03d}.png").write_bytes(png_bytes(500 + i, size=(32, 32)))
     (src / "left" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
 
-    page = browser.new_page(viewport={"width": 1400, "height": 1200})
-    watcher = PageWatcher(page)
-    page.goto(f"{server.url}/Data")
-    wait_for_app(page)
+    page, watcher = open_app(browser, f"{server.url}/Data")
     page.get_by_text("Import images").first.click()
     panel = page.locator("[data-testid='stTabs'] [role='tabpanel']:visible").first
     path = panel.get_by_label("Path")
     path.fill(str(src))
     path.press("Enter")
     wait_for_app(page)
-    name = panel.get_by_label("New dataset name")
-    name.fill("shelf")
-    name.press("Enter")
-    wait_for_app(page)
-    button = panel.get_by_role("button", name="Import", exact=True)
-    page.wait_for_function("b => !b.disabled", arg=button.element_handle(), timeout=30_000)
-    button.click()
+    import_into_new_dataset(page, panel, "Import", "shelf")
     page.get_by_text("Imported 400 images into 'shelf'").first.wait_for(timeout=180_000)
     wait_for_app(page)
     main = page.locator("[data-testid='stMain']")

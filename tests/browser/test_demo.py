@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from tests.browser.conftest import PageWatcher, assert_no_exception_box, screenshot, wait_for_app
+from tests.browser.conftest import assert_no_exception_box, open_app, screenshot, wait_for_app
 from tests.browser.test_labels import choose, settle
 
 pytestmark = pytest.mark.browser
@@ -20,11 +20,8 @@ def test_champion_predict_threshold_feedback_export(browser, trained_server, tmp
     image = tmp_path / "three.png"
     image.write_bytes((home / path).read_bytes())
 
-    page = browser.new_page(viewport={"width": 1400, "height": 1500})
-    watcher = PageWatcher(page)
+    page, watcher = open_app(browser, f"{trained_server.url}/Demo", height=1500, timeout=180_000)
     main = page.locator("[data-testid='stMain']")
-    page.goto(f"{trained_server.url}/Demo")
-    wait_for_app(page, timeout=180_000)
 
     # Make the run the champion from its model card.
     main.get_by_text("Model card:").first.click()

@@ -16,7 +16,7 @@ from core.store.workspace import open_workspace
 from core.training.config import TrainConfig
 from core.training.engine import train_run
 from core.training.runs import create_run
-from tests.browser.conftest import PageWatcher, assert_no_exception_box, screenshot, wait_for_app
+from tests.browser.conftest import assert_no_exception_box, open_app, screenshot, wait_for_app
 from tests.browser.test_labels import choose, settle
 
 pytestmark = pytest.mark.browser
@@ -28,11 +28,9 @@ def test_click_cell_relabel_and_compare_runs(browser, trained_server):
     second = create_run(ws, TrainConfig(dataset="digits", image_size=8, epochs=2, batch_size=64))
     assert train_run(ws, second.id)["status"] == "finished"
 
-    page = browser.new_page(viewport={"width": 1400, "height": 1600})
-    watcher = PageWatcher(page)
+    page, watcher = open_app(browser, f"{trained_server.url}/Evaluate", height=1600,
+                             timeout=180_000)
     main = page.locator("[data-testid='stMain']")
-    page.goto(f"{trained_server.url}/Evaluate")
-    wait_for_app(page, timeout=180_000)
     page.get_by_text("Confusion matrix").first.wait_for()
     assert second.id in main.inner_text()        # the newest run is open
     report = json.loads((trained_server.home / "runs" / second.id / "eval" /

@@ -21,10 +21,11 @@ import pytest
 from PIL import Image
 
 from core.data.samples import render_shape
-from tests.browser.conftest import (ARTIFACTS, PageWatcher, StreamlitServer,
+from tests.browser.conftest import (ARTIFACTS, PageWatcher, StreamlitServer, open_app,
                                     assert_no_exception_box, screenshot, wait_for_app)
 from tests.browser.test_labels import choose, settle
-from tests.browser.test_train import metric, wait_metric
+from tests.browser.test_data_import import upload_archive
+from tests.browser.test_train import train_and_watch, wait_metric
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.browser
@@ -83,19 +84,7 @@ def test_new_user_journey(browser, make_run_server, tmp_path):
     good, corrupt = shapes_zip(tmp_path / "shapes3.zip")
     page.goto(f"{server.url}/Data")
     wait_for_app(page)
-    page.get_by_text("Import images").first.click()
-    page.get_by_role("tab", name="Upload").click()
-    panel = page.locator("[data-testid='stTabs'] [role='tabpanel']:visible").first
-    panel.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(
-        str(tmp_path / "shapes3.zip"))
-    panel.get_by_text("shapes3.zip").first.wait_for()
-    name = panel.get_by_label("New dataset name")
-    name.fill("shapes3")
-    name.press("Enter")
-    wait_for_app(page)
-    button = panel.get_by_role("button", name="Import upload")
-    page.wait_for_function("b => !b.disabled", arg=button.element_handle(), timeout=30_000)
-    button.click()
+    upload_archive(page, tmp_path / "shapes3.zip", "shapes3")
     page.get_by_text(f"Imported {good} images into 'shapes3'").first.wait_for(timeout=120_000)
     wait_for_app(page)
     report = main.inner_text()
@@ -132,15 +121,7 @@ def test_new_user_journey(browser, make_run_server, tmp_path):
     page.goto(f"{server.url}/Train")
     wait_for_app(page)
     choose(page, "Dataset", "shapes3")
-    page.get_by_role("button", name="Train", exact=True).click()
-    wait_metric(page, "Status", "running")
-    first = wait_metric(page, "Epoch", r"^[1-9]\d*/\d+$")
-    page.locator("[data-testid='stPlotlyChart']").first.wait_for()
-    page.wait_for_function(
-        """(first) => [...document.querySelectorAll("[data-testid='stMetric']")]
-             .some(m => m.innerText.includes('Epoch') &&
-                   m.querySelector("[data-testid='stMetricValue']").innerText !== first)""",
-        arg=first, timeout=90_000)
+    train_and_watch(page)
     shot("train-live")
     page.reload()
     wait_for_app(page)
@@ -219,10 +200,8 @@ def test_new_user_journey(browser, make_run_server, tmp_path):
 
 @pytest.mark.parametrize("path", ["", "Data", "Label", "Train", "Fine-tune", "Evaluate", "Demo"])
 def test_every_page_by_direct_url_on_a_fresh_make_run_server(browser, make_run_server, path):
-    page = browser.new_page(viewport={"width": 1300, "height": 900})
-    watcher = PageWatcher(page)
-    page.goto(f"{make_run_server.url}/{path}")
-    wait_for_app(page, timeout=120_000)
+    page, watcher = open_app(browser, f"{make_run_server.url}/{path}", width=1300, height=900,
+                             timeout=120_000)
     page.locator("h1").first.wait_for()
     assert_no_exception_box(page)
     assert watcher.errors == [], watcher.errors

@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 
-from tests.browser.conftest import PageWatcher, assert_no_exception_box, screenshot, wait_for_app
+from tests.browser.conftest import assert_no_exception_box, open_app, screenshot, wait_for_app
 
 pytestmark = pytest.mark.browser
 
@@ -45,10 +45,7 @@ def labels(home, ids):
 
 
 def test_fix_bulk_relabel_undo_and_history(browser, server):
-    page = browser.new_page(viewport={"width": 1500, "height": 1200})
-    watcher = PageWatcher(page)
-    page.goto(f"{server.url}/Label")
-    wait_for_app(page)
+    page, watcher = open_app(browser, f"{server.url}/Label", width=1500)
     assert page.locator("h1").first.inner_text().strip() == "Label"
     main = page.locator("[data-testid='stMain']")
 

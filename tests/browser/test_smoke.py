@@ -2,16 +2,13 @@
 
 import pytest
 
-from tests.browser.conftest import PageWatcher, assert_no_exception_box, screenshot, wait_for_app
+from tests.browser.conftest import assert_no_exception_box, open_app, screenshot
 
 pytestmark = pytest.mark.browser
 
 
 def test_home_lists_the_samples(browser, server):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    watcher = PageWatcher(page)
-    page.goto(server.url)
-    wait_for_app(page)
+    page, watcher = open_app(browser, server.url, height=1000)
     page.get_by_text("Datasets", exact=True).first.wait_for()
     table = page.locator("[data-testid='stTable']").first
     table.wait_for()
@@ -28,10 +25,7 @@ def test_home_lists_the_samples(browser, server):
                                         ("Fine-tune", "Fine-tune"), ("Evaluate", "Evaluate"),
                                         ("Demo", "Demo")])
 def test_page_opens_by_direct_url_on_a_fresh_server(browser, server, path, title):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    watcher = PageWatcher(page)
-    page.goto(f"{server.url}/{path}")
-    wait_for_app(page)
+    page, watcher = open_app(browser, f"{server.url}/{path}", height=1000)
     heading = page.locator("h1").first
     heading.wait_for()
     assert heading.inner_text().strip() == title

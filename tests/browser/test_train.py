@@ -6,9 +6,23 @@ import re
 
 import pytest
 
-from tests.browser.conftest import PageWatcher, assert_no_exception_box, screenshot, wait_for_app
+from tests.browser.conftest import assert_no_exception_box, open_app, screenshot, wait_for_app
 
 pytestmark = pytest.mark.browser
+
+
+def train_and_watch(page, epochs: str = r"\d+", timeout: float = 90_000) -> None:
+    """Press Train; wait for the run, its curves, and the epoch counter moving on by
+    itself (the live view updates without any click)."""
+    page.get_by_role("button", name="Train", exact=True).click()
+    wait_metric(page, "Status", "running")
+    first = wait_metric(page, "Epoch", rf"^[1-9]\d*/{epochs}$")
+    page.locator("[data-testid='stPlotlyChart']").first.wait_for()
+    page.wait_for_function(
+        """(first) => [...document.querySelectorAll("[data-testid='stMetric']")]
+             .some(m => m.innerText.includes('Epoch') &&
+                   m.querySelector("[data-testid='stMetricValue']").innerText !== first)""",
+        arg=first, timeout=timeout)
 
 
 def metric(page, label: str) -> str:
@@ -26,26 +40,14 @@ def wait_metric(page, label: str, pattern: str, timeout: float = 120_000) -> str
 
 
 def test_train_watch_reload_stop_resume(browser, server):
-    page = browser.new_page(viewport={"width": 1500, "height": 1100})
-    watcher = PageWatcher(page)
-    page.goto(f"{server.url}/Train")
-    wait_for_app(page)
+    page, watcher = open_app(browser, f"{server.url}/Train", width=1500, height=1100)
     page.get_by_text("No runs yet").first.wait_for()
     # a long run, so that it is still going when we stop it: epochs slider to its maximum
     slider = page.locator("[data-testid='stSlider']").filter(has_text="Epochs").get_by_role("slider")
     slider.focus()
     page.keyboard.press("End")
     wait_for_app(page)
-    page.get_by_role("button", name="Train", exact=True).click()
-    wait_metric(page, "Status", "running")
-    first = wait_metric(page, "Epoch", r"^[1-9]\d*/100$")
-    page.locator("[data-testid='stPlotlyChart']").first.wait_for()
-    # the curves and the epoch counter keep updating without any click
-    page.wait_for_function(
-        """(first) => [...document.querySelectorAll("[data-testid='stMetric']")]
-             .some(m => m.innerText.includes('Epoch') &&
-                   m.querySelector("[data-testid='stMetricValue']").innerText !== first)""",
-        arg=first, timeout=60_000)
+    train_and_watch(page, epochs="100", timeout=60_000)
     screenshot(page, "train-live")
 
     page.reload()                               # nothing lived in the session
