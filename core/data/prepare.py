@@ -227,10 +227,11 @@ def worker_count() -> int:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
-    try:
-        wanted = int(os.environ.get("IMAGELAB_IMPORT_WORKERS", "0")) or None
-    except ValueError:
-        wanted = None
+    raw = os.environ.get("IMAGELAB_IMPORT_WORKERS", "").strip()
+    if raw and not (raw.isdigit() and int(raw) >= 1):
+        raise ImageLabError(f"IMAGELAB_IMPORT_WORKERS={raw!r}: give a whole number of worker "
+                            "processes, 1 or more (1 imports in this process)")
+    wanted = int(raw) if raw else None
     if wanted is None and not _main_is_importable():
         return 1
     return max(1, min(8, wanted or cores))

@@ -83,3 +83,15 @@ def test_a_killed_worker_loses_nothing(tmp_path, monkeypatch):
     again = import_source(ws, str(src), "again")
     assert again.added == N + 1
     assert prepare._pool is not None and prepare._pool is not pool
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-2", "1.5"])
+def test_a_wrong_worker_count_is_a_clear_error(tmp_path, monkeypatch, value):
+    from core.errors import ImageLabError
+    src = tmp_path / "src"
+    _folder(src)
+    monkeypatch.setenv("IMAGELAB_IMPORT_WORKERS", value)
+    ws = open_workspace(tmp_path / "ws")
+    with pytest.raises(ImageLabError, match="IMAGELAB_IMPORT_WORKERS"):
+        import_source(ws, str(src), "d")
+    assert not any((ws.root / "images").glob("*/*"))       # nothing left behind
