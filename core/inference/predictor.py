@@ -60,9 +60,6 @@ class LoadedModel:
         std = torch.tensor(self.std if self.normalize else [1.0] * self.channels)
         self._scale = (1.0 / (255.0 * std)).view(1, -1, 1, 1)
         self._shift = (-mean / std).view(1, -1, 1, 1)
-        # uint8 → normalised float32 as one lookup per pixel (predict_one): _lut[c, v]
-        levels = torch.arange(256, dtype=torch.float32).view(1, -1)
-        self._lut = levels * self._scale.view(-1, 1) + self._shift.view(-1, 1)
 
     def to_tensor(self, arrays: np.ndarray) -> torch.Tensor:
         """uint8 N×C×H×W → the float tensor the model takes."""
@@ -156,12 +153,12 @@ def predict_one(lm: LoadedModel, img: Image.Image, *, top_k: int = 5,
     """One image, on the shortest path: the model's forward plus as few other calls as can be.
 
     A single small image costs more in call overhead than in arithmetic, and right after a
-    forward every call runs on a cold cache (each costs ~3× its tight-loop time here). So:
-    the pixels come out of PIL as raw bytes and one ``gather`` in a per-channel table
-    turns them into normalised float32 (the same ``x * scale + shift`` arithmetic as
-    ``to_tensor``) — staying inside torch, whose code the forward keeps warm, measured
-    faster than the same lookup in numpy — and softmax and top-k run in plain Python for
-    up to 64 classes (numpy beyond). Same numbers as ``predict`` (tested);
+    forward every call runs on a cold cache (each costs ~3× its tight-loop time here). So
+    the pixels come out of PIL already channel-planar (``planar_pixels``: one raw-encoder
+    call per band), and a single ``addcmul`` turns the uint8 levels into the normalised
+    float32 input (``shift + levels * scale``, the arithmetic of ``to_tensor``, in NCHW
+    order so the forward is the very one ``predict`` runs). Softmax and top-k run in plain
+    Python for up to 64 classes (numpy beyond). Same numbers as ``predict`` (tested);
     ``bench/bench_demo.py`` measures it.
     """
     t0 = time.perf_counter()
@@ -171,10 +168,8 @@ def predict_one(lm: LoadedModel, img: Image.Image, *, top_k: int = 5,
         img = img.convert(mode)
     if img.size != (size, size):
         img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
-    # H×W×C bytes → C rows of levels → looked up in each channel's table → 1×C×H×W
-    levels = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
-    levels = levels.view(1, -1) if channels == 1 else levels.view(-1, channels).t()
-    x = lm._lut.gather(1, levels.long()).view(1, channels, size, size)
+    levels = torch.frombuffer(bytearray(planar_pixels(img)), dtype=torch.uint8)
+    x = torch.addcmul(lm._shift, levels.view(1, channels, size, size), lm._scale)
     with torch.inference_mode():
         logits = lm.model(x).tolist()[0]
     probs = _softmax(logits, 1.0 / lm.temperature)
@@ -183,6 +178,42 @@ def predict_one(lm: LoadedModel, img: Image.Image, *, top_k: int = 5,
     top = [(lm.classes[i], probs[i]) for i in order]
     confident = top[0][1] >= threshold
     return Prediction(top, probs, top[0][0] if confident else "unknown", confident, seconds)
+
+
+_RAW_ENCODER = getattr(Image.core, "raw_encoder", None)
+_BANDS = {"L": ("L",), "RGB": ("R", "G", "B")}
+
+
+def planar_pixels(img: Image.Image) -> bytes:
+    """An L or RGB image's pixels as bytes, one whole band after another (C×H×W order).
+
+    ``tobytes`` is written for images of any size and interleaves the bands: it allocates
+    a 64 KiB output block, loops over ``encode`` and joins the pieces, which for a
+    demo-sized image costs more than the copy itself, and the interleaved bytes then
+    need a transposing copy. Pillow's raw encoder packs one band per call into exactly
+    the bytes asked for, so one call per band gives the planar layout directly. Anything
+    unexpected (a lazily loaded image, a Pillow without the encoder) takes the general
+    ``numpy`` route instead; a test checks the two agree.
+    """
+    bands = _BANDS[img.mode]
+    count = img.width * img.height
+    if _RAW_ENCODER is not None and count:
+        try:
+            box = (0, 0, img.width, img.height)
+            planes = []
+            for band in bands:
+                encoder = _RAW_ENCODER(img.mode, band)
+                encoder.setimage(img.im, box)
+                _, status, data = encoder.encode(count)
+                if status != 1 or len(data) != count:
+                    break
+                planes.append(data)
+            else:
+                return planes[0] if len(planes) == 1 else b"".join(planes)
+        except Exception:       # noqa: BLE001 - the general path below is the reference
+            pass
+    pixels = np.asarray(img)
+    return pixels.tobytes() if pixels.ndim == 2 else pixels.transpose(2, 0, 1).tobytes()
 
 
 def _softmax(logits: list[float], inv_temperature: float) -> list[float]:

@@ -159,6 +159,23 @@ def test_predict_one_matches_the_batched_path(trained_workspace):
             assert [c for c, _ in fast.top] == [model.classes[i] for i in np.argsort(-slow)[:3]]
 
 
+def test_planar_pixels_are_the_bands_in_order(tmp_path):
+    """The per-band encoder read gives each band's pixels, band after band: small,
+    odd-sized and large (over one 64 KiB block) L and RGB images, and a lazily opened file
+    (which takes the general path)."""
+    from core.inference.predictor import planar_pixels
+    rng = np.random.default_rng(1)
+    arrays = [rng.integers(0, 256, shape, dtype=np.uint8)
+              for shape in [(8, 8), (1, 1), (7, 13), (400, 300), (32, 32, 3), (5, 9, 3),
+                            (300, 200, 3)]]
+    Image.fromarray(arrays[5]).save(tmp_path / "odd.png")
+    lazy = Image.open(tmp_path / "odd.png")
+    assert lazy.mode == "RGB"
+    for img, array in [(Image.fromarray(a), a) for a in arrays] + [(lazy, arrays[5])]:
+        expected = array if array.ndim == 2 else array.transpose(2, 0, 1)
+        assert planar_pixels(img) == np.ascontiguousarray(expected).tobytes(), img.size
+
+
 def test_export_cli_checks_parity_and_writes_bundle(trained_workspace, tmp_path):
     ws, run_id = trained_workspace
     out = run_cli(ws.root, "export", run_id, "--format", "pt2", "--out", str(tmp_path / "m.pt2"),
