@@ -168,9 +168,9 @@ def predict_one(lm: LoadedModel, img: Image.Image, *, top_k: int = 5,
         img = img.convert(mode)
     if img.size != (size, size):
         img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
-    levels = torch.frombuffer(bytearray(planar_pixels(img)), dtype=torch.uint8)
-    x = torch.addcmul(lm._shift, levels.view(1, channels, size, size), lm._scale)
-    with torch.inference_mode():
+    with torch.inference_mode():        # around the two tensor ops too: lighter dispatch
+        levels = torch.frombuffer(bytearray(planar_pixels(img)), dtype=torch.uint8)
+        x = torch.addcmul(lm._shift, levels.view(1, channels, size, size), lm._scale)
         logits = lm.model(x).tolist()[0]
     probs = _softmax(logits, 1.0 / lm.temperature)
     seconds = time.perf_counter() - t0
