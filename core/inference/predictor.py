@@ -185,19 +185,19 @@ _BANDS = {"L": ("L",), "RGB": ("R", "G", "B")}
 
 
 def planar_pixels(img: Image.Image) -> bytes:
-    """An L or RGB image's pixels as bytes, one whole band after another (C×H×W order).
+    """An image's pixels as bytes, one whole band after another (C×H×W order).
 
     ``tobytes`` is written for images of any size and interleaves the bands: it allocates
     a 64 KiB output block, loops over ``encode`` and joins the pieces, which for a
     demo-sized image costs more than the copy itself, and the interleaved bytes then
     need a transposing copy. Pillow's raw encoder packs one band per call into exactly
-    the bytes asked for, so one call per band gives the planar layout directly. Anything
-    unexpected (a lazily loaded image, a Pillow without the encoder) takes the general
-    ``numpy`` route instead; a test checks the two agree.
+    the bytes asked for, so one call per band of an L or RGB image gives the planar layout
+    directly. Anything else (another mode, a lazily loaded image, a Pillow without the
+    encoder) takes the general ``numpy`` route; a test checks the two agree.
     """
-    bands = _BANDS[img.mode]
+    bands = _BANDS.get(img.mode)
     count = img.width * img.height
-    if _RAW_ENCODER is not None and count:
+    if _RAW_ENCODER is not None and bands and count:
         try:
             box = (0, 0, img.width, img.height)
             planes = []

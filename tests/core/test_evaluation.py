@@ -161,8 +161,8 @@ def test_predict_one_matches_the_batched_path(trained_workspace):
 
 def test_planar_pixels_are_the_bands_in_order(tmp_path):
     """The per-band encoder read gives each band's pixels, band after band: small,
-    odd-sized and large (over one 64 KiB block) L and RGB images, and a lazily opened file
-    (which takes the general path)."""
+    odd-sized and large (over one 64 KiB block) L and RGB images; an RGBA image and a
+    lazily opened file (which take the general path)."""
     from core.inference.predictor import planar_pixels
     rng = np.random.default_rng(1)
     arrays = [rng.integers(0, 256, shape, dtype=np.uint8)
@@ -171,7 +171,8 @@ def test_planar_pixels_are_the_bands_in_order(tmp_path):
     Image.fromarray(arrays[5]).save(tmp_path / "odd.png")
     lazy = Image.open(tmp_path / "odd.png")
     assert lazy.mode == "RGB"
-    for img, array in [(Image.fromarray(a), a) for a in arrays] + [(lazy, arrays[5])]:
+    rgba = rng.integers(0, 256, (6, 5, 4), dtype=np.uint8)
+    for img, array in [(Image.fromarray(a), a) for a in arrays + [rgba]] + [(lazy, arrays[5])]:
         expected = array if array.ndim == 2 else array.transpose(2, 0, 1)
         assert planar_pixels(img) == np.ascontiguousarray(expected).tobytes(), img.size
 
