@@ -81,6 +81,14 @@ class ImportReport:
         return asdict(self)
 
 
+@dataclass
+class _CachePrebuild:
+    """A new dataset's cache file being written on its own thread during the insert."""
+    pool: ThreadPoolExecutor
+    future: Future
+    path: Path                         # the temporary file, renamed into place when used
+
+
 class DatasetWriter:
     """Collect images for one dataset and commit them in one transaction.
 
@@ -274,11 +282,10 @@ class DatasetWriter:
             return self._commit_rows(splits, order, flags, now, prebuilding)
         finally:
             if prebuilding is not None:
-                pool, _, path = prebuilding
-                pool.shutdown(wait=True)
-                path.unlink(missing_ok=True)     # unless it became the cache
+                prebuilding.pool.shutdown(wait=True)
+                prebuilding.path.unlink(missing_ok=True)     # unless it became the cache
 
-    def _prebuild_cache(self):
+    def _prebuild_cache(self) -> _CachePrebuild | None:
         from core.data.tensor_cache import prebuild_pixels
         pending = self._pending
         if (not self.build_cache or self.append or not pending
@@ -290,10 +297,13 @@ class DatasetWriter:
         self.ws.cache_dir.mkdir(parents=True, exist_ok=True)
         path = self.ws.cache_dir / f".import-{self._batch_rel.rsplit('/', 1)[-1]}.npy.tmp"
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-cache")
-        return pool, pool.submit(prebuild_pixels, path, [p.sha256 for p in pending],
-                                 [self._keep[p.sha256] for p in pending], size, channels), path
+        return _CachePrebuild(pool, pool.submit(prebuild_pixels, path,
+                                                [p.sha256 for p in pending],
+                                                [self._keep[p.sha256] for p in pending],
+                                                size, channels), path)
 
-    def _commit_rows(self, splits, order, flags, now, prebuilding) -> ImportReport:
+    def _commit_rows(self, splits, order, flags, now,
+                     prebuilding: _CachePrebuild | None) -> ImportReport:
         with self.ws.write() as conn:
             if self.append:
                 ds_id = int(conn.execute("SELECT id FROM datasets WHERE name = ?",
@@ -348,7 +358,7 @@ class DatasetWriter:
             prebuilt = None
             if prebuilding is not None:
                 try:
-                    prebuilt = prebuilding[1].result()
+                    prebuilt = prebuilding.future.result()
                 except Exception:  # noqa: BLE001 - a derived file: build it the ordinary way
                     prebuilt = None
             load_cache(self.ws, self.name, size, decoded=self._keep, progress=self.progress,

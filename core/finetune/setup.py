@@ -52,7 +52,7 @@ class FinetuneConfig:
 
 
 @dataclass
-class Prepared:
+class FinetuneSetup:
     cfg: TrainConfig
     source: SourceWeights
     init: dict                         # {"model": state dict, "mean", "std"}
@@ -60,7 +60,7 @@ class Prepared:
     head: dict                         # HeadReport.to_dict()
 
 
-def prepare_finetune(ws: Workspace, cfg: TrainConfig, ft: FinetuneConfig) -> Prepared:
+def prepare_finetune(ws: Workspace, cfg: TrainConfig, ft: FinetuneConfig) -> FinetuneSetup:
     """Resolve the source and the options; build the adapted starting weights."""
     if ft.unfreeze_after < 0:
         raise ImageLabError("unfreeze-after must be 0 (never) or a number of epochs")
@@ -96,7 +96,7 @@ def prepare_finetune(ws: Workspace, cfg: TrainConfig, ft: FinetuneConfig) -> Pre
     cfg.finetune = {"source": ft.source, "freeze": ft.freeze, "unfreeze_after": ft.unfreeze_after,
                     "lr_mults": mults, "frozen": frozen, "groups": names,
                     "origin": src.record(), "head": head.to_dict(), "mean": mean, "std": std}
-    return Prepared(cfg, src, {"model": state, "mean": mean, "std": std}, groups, head.to_dict())
+    return FinetuneSetup(cfg, src, {"model": state, "mean": mean, "std": std}, groups, head.to_dict())
 
 
 def _for_channels(values: list[float], channels: int) -> list[float]:
