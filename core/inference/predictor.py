@@ -115,12 +115,21 @@ def load_run_model(ws: Workspace, run_id: str, which: str = "best") -> LoadedMod
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
+    _warm_up(model, channels, int(cfg["image_size"]))
     return LoadedModel(model, run_id, cfg["arch"], classes, int(cfg["image_size"]), channels,
                        mean, std, bool(cfg.get("normalize", True)), path,
                        temperature=read_temperature(ws.runs_dir / run_id),
                        num_parameters=sum(p.numel() for p in model.parameters()),
                        meta={"epoch": ckpt.get("epoch"), "label_version": ckpt.get("label_version"),
                              "best_val_accuracy": ckpt.get("best_val_accuracy")})
+
+
+def _warm_up(model: torch.nn.Module, channels: int, size: int) -> None:
+    """One forward on a blank image, so that the first prediction a user sees (and its
+    latency on the Demo page, and the service's first request) runs at its steady speed:
+    a model's first CPU forward sets up its kernels and costs 10-50× a later one."""
+    with torch.inference_mode():
+        model(torch.zeros(1, channels, size, size))
 
 
 def read_temperature(run_folder: Path) -> float:
