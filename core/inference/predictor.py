@@ -115,7 +115,11 @@ def load_run_model(ws: Workspace, run_id: str, which: str = "best") -> LoadedMod
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    _warm_up(model, channels, int(cfg["image_size"]))
+    try:
+        _warm_up(model, channels, int(cfg["image_size"]))
+    except RuntimeError as exc:
+        raise ImageLabError(f"checkpoint {path} cannot run on the {channels}×{cfg['image_size']}"
+                            f"×{cfg['image_size']} images it declares: {exc}") from None
     return LoadedModel(model, run_id, cfg["arch"], classes, int(cfg["image_size"]), channels,
                        mean, std, bool(cfg.get("normalize", True)), path,
                        temperature=read_temperature(ws.runs_dir / run_id),
