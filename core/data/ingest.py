@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import secrets
 import shutil
 import time
@@ -146,7 +145,7 @@ class DatasetWriter:
         return self._accept(prepare_bytes(self._target, self._take_index(), data,
                                           original_name, _clean_label(label), split))
 
-    def add_items(self, items: Iterable[SourceItem], total: int | None = None) -> None:
+    def add_items(self, items: Iterable[SourceItem]) -> None:
         """Read, decode and store many files, in order.
 
         Local files of a large import go to worker processes in chunks (decoding is
@@ -286,13 +285,12 @@ class DatasetWriter:
                 prebuilding.path.unlink(missing_ok=True)     # unless it became the cache
 
     def _prebuild_cache(self) -> _CachePrebuild | None:
-        from core.data.tensor_cache import prebuild_pixels
+        from core.data.tensor_cache import import_side, median_side, prebuild_pixels
         pending = self._pending
         if (not self.build_cache or self.append or not pending
                 or any(p.sha256 not in self._keep for p in pending)):
             return None
-        size = max(4, min(int(np.median([max(p.width, p.height) for p in pending])),
-                          CACHE_MAX_SIDE))           # = import_cache_size once the rows are in
+        size = import_side(median_side([max(p.width, p.height) for p in pending]))
         channels = 3 if any(p.mode != "L" for p in pending) else 1
         self.ws.cache_dir.mkdir(parents=True, exist_ok=True)
         path = self.ws.cache_dir / f".import-{self._batch_rel.rsplit('/', 1)[-1]}.npy.tmp"

@@ -155,14 +155,20 @@ def dataset_flags(shas: list[str], phashes: list, brightness: list, sharpness: l
             for i in group:
                 flags[i] |= FLAG_DUPLICATE
     hashed = [i for i, h in enumerate(phashes) if h is not None]
-    if hashed:
-        for group in near_groups(np.array(hashed, dtype=np.int64),
-                                 np.array([phashes[i] for i in hashed], dtype=np.int64),
-                                 NEAR_DISTANCE):
-            if len({shas[i] for i in group}) > 1:  # not merely exact copies
-                for i in group:
-                    flags[i] |= FLAG_NEAR_DUPLICATE
+    for group in near_duplicate_groups(hashed, [phashes[i] for i in hashed], shas.__getitem__):
+        for i in group:
+            flags[i] |= FLAG_NEAR_DUPLICATE
     return flags
+
+
+def near_duplicate_groups(ids: list[int], phashes: list[int], sha_of) -> list[list[int]]:
+    """Groups of ``ids`` whose perceptual hashes lie within ``NEAR_DISTANCE`` bits,
+    leaving out groups that are merely exact copies (one content hash, ``sha_of(id)``)."""
+    if not ids:
+        return []
+    groups = near_groups(np.array(ids, dtype=np.int64), np.array(phashes, dtype=np.int64),
+                         NEAR_DISTANCE)
+    return [g for g in groups if len({sha_of(i) for i in g}) > 1]
 
 
 @dataclass
@@ -235,15 +241,12 @@ def quality_report(ws: Workspace, dataset: str, *, max_items: int = 500) -> Qual
         for s in json.loads(r[0]).get("skipped", []):
             report.skipped.append(s)
     report.duplicates, report.label_conflicts, report.leakage = copies
-    if near_rows:
-        ids = np.array([r["id"] for r in near_rows], dtype=np.int64)
-        hashes = np.array([r["phash"] for r in near_rows], dtype=np.int64)
-        label_of = {r["id"]: r["label"] for r in near_rows}
-        sha_of = {r["id"]: r["sha256"] for r in near_rows}
-        for g in near_groups(ids, hashes, NEAR_DISTANCE):
-            if len({sha_of[i] for i in g}) > 1:
-                report.near_duplicates.append(
-                    {"image_ids": g, "labels": sorted({str(label_of[i]) for i in g})})
+    label_of = {r["id"]: r["label"] for r in near_rows}
+    sha_of = {r["id"]: r["sha256"] for r in near_rows}
+    for g in near_duplicate_groups([r["id"] for r in near_rows], [r["phash"] for r in near_rows],
+                                   sha_of.__getitem__):
+        report.near_duplicates.append({"image_ids": g, "labels": sorted({str(label_of[i])
+                                                                         for i in g})})
     for r in flag_rows:
         if r["flags"] & FLAG_DARK:
             report.dark.append(r["id"])

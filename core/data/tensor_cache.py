@@ -53,22 +53,32 @@ def native_size(ws: Workspace, dataset_id: int) -> int:
     with ws.db() as conn:
         sides = [r[0] for r in conn.execute(
             "SELECT MAX(width, height) FROM images WHERE dataset_id = ?", (dataset_id,))]
+    return median_side(sides)
+
+
+def median_side(sides: list[int]) -> int:
+    """The median of the images' longer sides (32 for no images)."""
     return int(np.median(sides)) if sides else 32
 
 
 def import_cache_size(ws: Workspace, dataset_id: int) -> int:
     """The size of the cache built at import: the native size, at most 64 px."""
+    return import_side(native_size(ws, dataset_id))
+
+
+def import_side(native: int) -> int:
+    """The import cache's size for a dataset whose native size is ``native``."""
     from core.data.ingest import CACHE_MAX_SIDE
-    return max(4, min(native_size(ws, dataset_id), CACHE_MAX_SIDE))
+    return max(4, min(native, CACHE_MAX_SIDE))
 
 
 def load_cache(ws: Workspace, dataset: str, size: int, *, progress: Callable | None = None,
-               decoded: Mapping[str, np.ndarray | Image.Image] | None = None,
+               decoded: Mapping[str, np.ndarray] | None = None,
                prebuilt: "PrebuiltPixels | None" = None) -> TensorCache:
     """Return the dataset's cache at ``size``, building or refreshing it if needed.
 
-    ``decoded`` maps content hashes to images already decoded (by the importer, as
-    uint8 arrays or PIL images), which are used instead of decoding their files again.
+    ``decoded`` maps content hashes to images already decoded by the importer (uint8
+    H×W or H×W×3 arrays), which are used instead of decoding their files again.
     ``prebuilt``: a pixel file the importer built while it wrote the rows; it becomes
     the cache if it holds exactly the dataset's images, in id order, at this size.
     """
@@ -115,8 +125,8 @@ class PrebuiltPixels:
 
 def prebuild_pixels(path: Path, shas: list[str], images: list, size: int,
                     channels: int) -> PrebuiltPixels:
-    """Write the cache file for ``images`` (uint8 arrays or PIL images, in the order their
-    rows will get ids) at ``path``: the importer runs this beside its database insert."""
+    """Write the cache file for ``images`` (uint8 arrays, in the order their rows will
+    get ids) at ``path``: the importer runs this beside its database insert."""
     mode = "L" if channels == 1 else "RGB"
     out = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8,
                                     shape=(len(images), channels, size, size))
@@ -200,10 +210,8 @@ def _to_array(img: Image.Image, size: int, mode: str) -> np.ndarray:
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
 
 
-def _pixels_to_array(pixels, size: int, mode: str) -> np.ndarray:
-    """An image kept by the importer (uint8 H×W / H×W×3 array, or a PIL image) → C×size×size."""
-    if isinstance(pixels, Image.Image):
-        return _to_array(pixels, size, mode)
+def _pixels_to_array(pixels: np.ndarray, size: int, mode: str) -> np.ndarray:
+    """An image kept by the importer (uint8 H×W / H×W×3 array) → C×size×size."""
     if pixels.shape[:2] == (size, size) and (pixels.ndim == 2) == (mode == "L"):
         return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
     return _to_array(Image.fromarray(pixels), size, mode)

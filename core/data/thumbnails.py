@@ -22,8 +22,15 @@ from PIL import Image
 THUMB_SIZE = 96
 
 
+def _location(thumbs_dir, sha256: str) -> tuple[str, str]:
+    """(folder, file) of a cached thumbnail, as strings: ``write_thumbnail`` runs once per
+    imported image, where pathlib's parsing costs more than the file system calls."""
+    folder = f"{thumbs_dir}/{sha256[:2]}"
+    return folder, f"{folder}/{sha256}.jpg"
+
+
 def thumbnail_path(thumbs_dir: Path, sha256: str) -> Path:
-    return thumbs_dir / sha256[:2] / f"{sha256}.jpg"
+    return Path(_location(thumbs_dir, sha256)[1])
 
 
 def make_thumbnail_bytes(img: Image.Image, size: int = THUMB_SIZE) -> bytes:
@@ -55,8 +62,7 @@ def write_thumbnail(thumbs_dir: Path, sha256: str, img: Image.Image, plain: bool
     shows exactly these pixels)."""
     if is_own_thumbnail(img, plain):
         return
-    folder = f"{thumbs_dir}/{sha256[:2]}"
-    path = f"{folder}/{sha256}.jpg"
+    folder, path = _location(thumbs_dir, sha256)
     if not os.path.exists(path):
         os.makedirs(folder, exist_ok=True)
         tmp = f"{folder}/.{sha256}.jpg.{os.getpid()}.{threading.get_ident()}.tmp"

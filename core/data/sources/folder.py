@@ -74,7 +74,7 @@ def import_folder(writer: DatasetWriter, root: Path, *, prefix: str = "",
     items = folder_items(root, writer, prefix=prefix, label=label)
     if not items and not writer.skipped:
         raise ImageLabError(f"{prefix or root} holds no files to import")
-    writer.add_items(items, total=len(items))
+    writer.add_items(items)
 
 
 def _item(path: Path, name: str, label: str | None, split: str | None) -> SourceItem:

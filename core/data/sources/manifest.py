@@ -116,7 +116,7 @@ def import_manifest(writer: DatasetWriter, manifest: Path, *, confine: bool = Fa
         raise ImageLabError(f"cannot read manifest {manifest}: {exc.strerror or exc}") from None
     items = manifest_items(writer, text, display or manifest.name, base_dir=manifest.parent,
                            confine=confine)
-    writer.add_items(items, total=len(items))
+    writer.add_items(items)
 
 
 def _first(row: dict, keys: tuple[str, ...]) -> str | None:

@@ -128,4 +128,4 @@ def import_sql(writer: DatasetWriter, url: str, query: str | None) -> None:
         raise ImageLabError(f"the SQL query failed: {msg}") from None
     finally:
         engine.dispose()
-    writer.add_items(items, total=len(items))
+    writer.add_items(items)

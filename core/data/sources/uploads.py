@@ -22,7 +22,7 @@ def import_uploaded_files(writer: DatasetWriter, files: list[tuple[str, bytes]],
     if not files:
         raise ImageLabError("no files were uploaded")
     items = [SourceItem(name, lambda d=data: d, label, split) for name, data in files]
-    writer.add_items(items, total=len(items))
+    writer.add_items(items)
 
 
 def import_uploaded_archive(ws, writer: DatasetWriter, name: str, data: bytes, *,

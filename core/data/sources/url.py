@@ -208,7 +208,7 @@ def import_url(ws, writer, url: str, *, max_bytes: int = MAX_BYTES, timeout: flo
             items = manifest_items(writer, text, name, base_dir=None, base_url=dl.url,
                                    url_options={"allow_private": allow_private,
                                                 "timeout": timeout})
-            writer.add_items(items, total=len(items))
+            writer.add_items(items)
             return
         writer.add_bytes(tmp.read_bytes(), original_name=dl.url, label=label)
     finally:
