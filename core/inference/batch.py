@@ -101,7 +101,7 @@ def predict_paths(lm: LoadedModel, paths: list[str | Path], *, threshold: float 
                          **{f"p_{c}": float(v) for c, v in zip(lm.classes, p)}})
         pending.clear()
         if progress:
-            progress(len(rows), None, f"{len(rows)} images predicted")
+            progress(len(rows), None, f"{len(rows)} files done")
 
     for name, data, error in iter_image_bytes(paths):
         if data is None:
