@@ -73,8 +73,12 @@ def live_run(ws, run_id: str) -> None:
             f"step {status.get('step', 0)} · ETA {_fmt_eta(status.get('eta_s'))}"
             if run.status == "running" else f"{run.status}")
     st.progress(min(max(progress, 0.0), 1.0), text=text)
+    # always present (empty without a message), so that the buttons below keep their place
+    # when a message comes or goes between two runs of this fragment: a moved element
+    # would leave its old copy on screen, stale, until the run ends (two "Stop" buttons)
+    message = st.container()
     if run.message:
-        (st.error if run.status == "failed" else st.info)(run.message.splitlines()[0])
+        (message.error if run.status == "failed" else message.info)(run.message.splitlines()[0])
     b1, b2, _ = st.columns([1, 1, 4])
     if run.status in ACTIVE and b1.button("Stop", key=f"stop_{run.id}", type="secondary"):
         jobs.stop_run(ws, run.id)
