@@ -15,12 +15,14 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.errors import ImageLabError
+from core.evaluation.evaluate import evaluate_run
 from core.finetune.groups import HEAD, resolve_freeze, resolve_lr_mults
 from core.finetune.setup import FinetuneConfig, prepare_finetune
 from core.finetune.sources import imagenet_file
 from core.models.torchvision_models import TORCHVISION_ARCHS
 from core.training.config import TrainConfig
-from core.training.runs import list_runs
+from core.training.runs import get_run, list_runs
+from dashboard.run_view import live_run
 
 SOURCE_KINDS = ("A run in this workspace", "torchvision ImageNet weights", "A weights file")
 PRESETS = ("Head only (linear probe)", "Last N groups", "Everything",
@@ -81,6 +83,18 @@ def preview(ws, dataset: str, source: str, arch: str | None):
     return cache[key]
 
 
+def finetune_configs(info: dict, *, dataset: str, source: str, epochs: int, lr: float,
+                     frozen: list[str], unfreeze_after: int,
+                     lr_mults: dict[str, float]) -> tuple[TrainConfig, FinetuneConfig]:
+    """The page's form as typed configs: the run's ``TrainConfig`` (architecture, size and
+    batch from the resolved source in ``info``) and the ``FinetuneConfig``, by keyword."""
+    cfg = TrainConfig(dataset=dataset, arch=info["arch"], image_size=info["image_size"],
+                      epochs=int(epochs), batch_size=info["batch_size"], lr=float(lr))
+    ft = FinetuneConfig(source=source, freeze=list(frozen), unfreeze_after=int(unfreeze_after),
+                        lr_mults=dict(lr_mults))
+    return cfg, ft
+
+
 def head_report(info: dict) -> None:
     kept, new = info["head"]["kept"], info["head"]["new"]
     if kept:
@@ -139,9 +153,6 @@ def lr_finder_figure(res: dict) -> go.Figure:
 
 def comparison_view(ws, pair: dict) -> None:
     """Both runs' live views side by side, then their test accuracies."""
-    from core.evaluation.evaluate import evaluate_run
-    from core.training.runs import get_run
-    from dashboard.run_view import live_run
     cols = st.columns(2)
     runs = {}
     for col, (label, key) in zip(cols, (("From the pretrained start", "finetune_run"),

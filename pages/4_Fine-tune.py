@@ -8,10 +8,9 @@ from core.data.catalog import list_datasets
 from core.errors import ImageLabError
 from core.finetune.compare import latest_comparison, quick_probe, start_comparison
 from core.finetune.lr_finder import lr_find
-from core.finetune.setup import FinetuneConfig, prepare_finetune, start_finetune
-from core.training.config import TrainConfig
-from dashboard.finetune import (comparison_view, group_tree, head_report, lr_finder_figure,
-                                preview, source_picker)
+from core.finetune.setup import prepare_finetune, start_finetune
+from dashboard.finetune import (comparison_view, finetune_configs, group_tree, head_report,
+                                lr_finder_figure, preview, source_picker)
 from dashboard.run_view import live_run
 from dashboard.setup import page_setup
 
@@ -48,9 +47,8 @@ with left:
     st.session_state.setdefault("ft_lr", float(info["lr"]))
     lr = c3.number_input("Learning rate", 1e-6, 10.0, key="ft_lr", format="%.5f")
 
-cfg = TrainConfig(dataset=dataset, arch=info["arch"], image_size=info["image_size"],
-                  epochs=int(epochs), batch_size=info["batch_size"], lr=float(lr))
-ft = FinetuneConfig(source, frozen, int(unfreeze), mults)
+cfg, ft = finetune_configs(info, dataset=dataset, source=source, epochs=epochs, lr=lr,
+                           frozen=frozen, unfreeze_after=unfreeze, lr_mults=mults)
 
 with right:
     st.subheader("3 · Learning rate")
@@ -89,7 +87,7 @@ if b1.button("Start fine-tuning", type="primary", key="ft_start"):
         st.error(str(exc))
 if b2.button("Compare with training from scratch", key="ft_compare"):
     try:
-        run, _ = start_comparison(ws, cfg, ft)
+        start_comparison(ws, cfg, ft)
         st.session_state["ft_watch"] = None
     except ImageLabError as exc:
         st.error(str(exc))
