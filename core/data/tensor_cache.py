@@ -1,7 +1,8 @@
 """The decoded-pixel cache the trainer reads: uint8 N×C×H×W, memory-mapped.
 
 Each image is decoded once per training resolution, squashed to ``size``×``size``
-(the whole image is kept; random-resized-crop augmentation does the cropping),
+(the whole image is kept; random-resized-crop augmentation does the cropping)
+by the preprocessing contract, ``core.data.preprocess.Preprocessing``,
 and stored in ``cache/<dataset_id>/<size>/pixels.npy`` with ``image_ids.npy``
 beside it. Labels are *not* in the cache — they change — so consumers join
 ``image_ids`` with the current labels from the database.
@@ -21,10 +22,9 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 import numpy as np
-from PIL import Image
-
 from core.data.catalog import get_dataset_id
 from core.data.decode import BadImage, load_image_file
+from core.data.preprocess import Preprocessing
 from core.errors import ImageLabError
 from core.store.workspace import Workspace, atomic_write_text
 
@@ -127,10 +127,10 @@ def prebuild_pixels(path: Path, shas: list[str], images: list, size: int,
                     channels: int) -> PrebuiltPixels:
     """Write the cache file for ``images`` (uint8 arrays, in the order their rows will
     get ids) at ``path``: the importer runs this beside its database insert."""
-    mode = "L" if channels == 1 else "RGB"
+    pre = Preprocessing(size, channels)
     out = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8,
                                     shape=(len(images), channels, size, size))
-    _write_rows(out, (_pixels_to_array(img, size, mode) for img in images))
+    _write_rows(out, (pre.array_from_pixels(img) for img in images))
     out.flush()
     del out
     return PrebuiltPixels(path, list(shas), size, channels)
@@ -159,7 +159,7 @@ def _build(ws, folder: Path, rows, ids: np.ndarray, size: int, channels: int,
     tmp = folder / "pixels.npy.tmp"
     out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
                                     shape=(len(ids), channels, size, size))
-    mode = "L" if channels == 1 else "RGB"
+    pre = Preprocessing(size, channels)
     shas = [r["sha256"] for r in rows]
 
     def row_pixels(k: int, image_id: int, sha: str) -> np.ndarray:
@@ -167,8 +167,8 @@ def _build(ws, folder: Path, rows, ids: np.ndarray, size: int, channels: int,
         if hit is not None:
             return old.pixels[hit]
         if sha in decoded:
-            return _pixels_to_array(decoded[sha], size, mode)
-        return _decode_resized(ws, rows[k]["path"], size, mode)
+            return pre.array_from_pixels(decoded[sha])
+        return _decode_resized(ws, rows[k]["path"], pre)
 
     _write_rows(out, (row_pixels(k, i, sha) for k, (i, sha) in enumerate(zip(ids.tolist(), shas))),
                 progress, f"decoding images into the {size}px cache")
@@ -192,29 +192,13 @@ def _write_rows(out: np.ndarray, arrays, progress: Callable | None = None,
             progress(k + 1, total, what)
 
 
-def _decode_resized(ws: Workspace, rel_path: str, size: int, mode: str) -> np.ndarray:
+def _decode_resized(ws: Workspace, rel_path: str, pre: Preprocessing) -> np.ndarray:
     try:
         img = load_image_file(ws.resolve(rel_path)).image
     except BadImage as exc:
         raise ImageLabError(f"image {rel_path} in the workspace can no longer be read ({exc}); "
                             "re-import the dataset") from None
-    return _to_array(img, size, mode)
-
-
-def _to_array(img: Image.Image, size: int, mode: str) -> np.ndarray:
-    if img.mode != mode:
-        img = img.convert(mode)
-    if img.size != (size, size):
-        img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
-    arr = np.asarray(img, dtype=np.uint8)
-    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
-
-
-def _pixels_to_array(pixels: np.ndarray, size: int, mode: str) -> np.ndarray:
-    """An image kept by the importer (uint8 H×W / H×W×3 array) → C×size×size."""
-    if pixels.shape[:2] == (size, size) and (pixels.ndim == 2) == (mode == "L"):
-        return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
-    return _to_array(Image.fromarray(pixels), size, mode)
+    return pre.to_array(img)
 
 
 def _fingerprint(rows) -> str:
@@ -233,11 +217,3 @@ def _read_meta(folder: Path) -> dict | None:
 
 def drop_cache(ws: Workspace, dataset_id: int) -> None:
     shutil.rmtree(ws.cache_dir / str(dataset_id), ignore_errors=True)
-
-
-def image_to_array(img: Image.Image, size: int, channels: int) -> np.ndarray:
-    """One decoded image exactly as the cache stores it (C×size×size uint8).
-
-    Inference uses this so a demo image goes through the same resize as training data.
-    """
-    return _to_array(img, size, "L" if channels == 1 else "RGB")
