@@ -2,8 +2,9 @@
 
 ``load_run_model`` reads ``runs/<id>/best.pt`` (or ``last.pt``) with
 ``weights_only=True``, rebuilds the architecture from the checkpoint's config,
-and returns a ``LoadedModel`` in ``eval()`` mode. ``LoadedModel.preprocess``
-applies the same decode, resize and normalisation as the training cache, and
+and returns a ``LoadedModel`` in ``eval()`` mode. Its ``preprocessing`` is the
+input contract (``core.data.preprocess.Preprocessing``) that the training cache and
+the export bundle use too; ``LoadedModel.preprocess`` applies it, and
 ``predict`` returns probabilities (temperature-scaled when the run has a fitted
 temperature in ``calibration.json``).
 
@@ -24,7 +25,7 @@ import torch
 from PIL import Image
 
 from core.data.decode import BadImage, decode_image
-from core.data.tensor_cache import image_to_array
+from core.data.preprocess import Preprocessing
 from core.errors import ImageLabError, NotFoundError
 from core.store.workspace import Workspace
 
@@ -44,22 +45,16 @@ class LoadedModel:
     temperature: float = 1.0
     num_parameters: int = 0
     meta: dict = field(default_factory=dict)
-
-    @property
-    def preprocessing(self) -> dict:
-        """JSON-able description of the input pipeline (for export bundles)."""
-        return {"image_size": self.image_size, "channels": self.channels,
-                "resize": "squash to image_size×image_size, bilinear",
-                "scale": "pixels / 255",
-                "mean": self.mean if self.normalize else [0.0] * self.channels,
-                "std": self.std if self.normalize else [1.0] * self.channels}
+    # The input contract (resize, channels, mean/std) shared with the cache and bundles.
+    preprocessing: Preprocessing = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        # (x / 255 - mean) / std  ==  x * scale + shift, precomputed once per model
-        mean = torch.tensor(self.mean if self.normalize else [0.0] * self.channels)
-        std = torch.tensor(self.std if self.normalize else [1.0] * self.channels)
-        self._scale = (1.0 / (255.0 * std)).view(1, -1, 1, 1)
-        self._shift = (-mean / std).view(1, -1, 1, 1)
+        self.preprocessing = Preprocessing(
+            self.image_size, self.channels,
+            self.mean if self.normalize else None, self.std if self.normalize else None)
+        # (x / 255 - mean) / std  ==  x * scale + shift: the contract's float32 constants
+        self._scale = torch.from_numpy(self.preprocessing.scale.copy()).view(1, -1, 1, 1)
+        self._shift = torch.from_numpy(self.preprocessing.shift.copy()).view(1, -1, 1, 1)
 
     def to_tensor(self, arrays: np.ndarray) -> torch.Tensor:
         """uint8 N×C×H×W → the float tensor the model takes."""
@@ -67,8 +62,8 @@ class LoadedModel:
         return x.mul_(self._scale).add_(self._shift)
 
     def preprocess(self, images: list[Image.Image]) -> torch.Tensor:
-        return self.to_tensor(np.stack([image_to_array(img, self.image_size, self.channels)
-                                        for img in images]))
+        """Decoded images → the model's float input, by the preprocessing contract."""
+        return self.to_tensor(np.stack([self.preprocessing.to_array(img) for img in images]))
 
     def logits(self, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
         outs = []
@@ -175,22 +170,27 @@ def predict_one(lm: LoadedModel, img: Image.Image, *, top_k: int = 5,
     ``bench/bench_demo.py`` measures it.
     """
     t0 = time.perf_counter()
-    size, channels = lm.image_size, lm.channels
-    mode = "L" if channels == 1 else "RGB"
-    if img.mode != mode:
-        img = img.convert(mode)
-    if img.size != (size, size):
-        img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
     with torch.inference_mode():        # around the two tensor ops too: lighter dispatch
-        levels = torch.frombuffer(bytearray(planar_pixels(img)), dtype=torch.uint8)
-        x = torch.addcmul(lm._shift, levels.view(1, channels, size, size), lm._scale)
-        logits = lm.model(x).tolist()[0]
+        logits = lm.model(single_input(lm, img)).tolist()[0]
     probs = _softmax(logits, 1.0 / lm.temperature)
     seconds = time.perf_counter() - t0
     order = sorted(range(len(probs)), key=probs.__getitem__, reverse=True)[:top_k]
     top = [(lm.classes[i], probs[i]) for i in order]
     confident = top[0][1] >= threshold
     return Prediction(top, probs, top[0][0] if confident else "unknown", confident, seconds)
+
+
+def single_input(lm: LoadedModel, img: Image.Image) -> torch.Tensor:
+    """One decoded image → the 1×C×H×W float input of ``predict_one`` (the demo path).
+
+    The contract's resize (``lm.preprocessing.resize``), then the pixels straight out of
+    PIL in planar order and one ``addcmul`` with the contract's ``scale``/``shift``. Call
+    it under ``torch.inference_mode()`` for the lightest dispatch.
+    """
+    img = lm.preprocessing.resize(img)
+    size = lm.image_size
+    levels = torch.frombuffer(bytearray(planar_pixels(img)), dtype=torch.uint8)
+    return torch.addcmul(lm._shift, levels.view(1, lm.channels, size, size), lm._scale)
 
 
 _RAW_ENCODER = getattr(Image.core, "raw_encoder", None)
