@@ -35,6 +35,18 @@ def pick_device(requested: str = "auto") -> str:
     return "cpu"
 
 
+def available_devices() -> list[str]:
+    """Every device a run can be placed on here: ``cpu``, each ``cuda:N``, and ``mps``."""
+    import torch
+    out = ["cpu"]
+    if torch.cuda.is_available():
+        out += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        out.append("mps")
+    return out
+
+
 def describe_device(requested: str = "auto") -> DeviceInfo:
     import torch
     kind = pick_device(requested)

@@ -12,11 +12,15 @@ import math
 import numpy as np
 import streamlit as st
 import torch
+from torchvision.utils import make_grid
 
 from core.data.catalog import dataset_info
 from core.errors import ImageLabError
 from core.models import ARCH_DESCRIPTIONS
-from core.training.config import OPTIMIZERS, SCHEDULES, TrainConfig
+from core.device import available_devices
+from core.labels.history import list_actions
+from core.training.config import BALANCE, CROPS, OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig
+from core.training.data import BatchAugment, load_training_data
 from core.training.runs import prepare_config
 
 LRS = [float(f"{m}e{e}") for e in range(-5, 0) for m in (1, 2, 5)] + [1.0]
@@ -42,7 +46,7 @@ def options_form(ws, dataset: str) -> TrainConfig | None:
     archs = list(ARCH_DESCRIPTIONS)
     arch = st.selectbox("Model", archs, index=archs.index(auto.arch), key=k + "arch",
                         format_func=lambda a: f"{a} — {ARCH_DESCRIPTIONS[a]}")
-    device = st.selectbox("Device", _devices(), key=k + "device",
+    device = st.selectbox("Device", ["auto", *available_devices()], key=k + "device",
                           help="auto picks CUDA, then Apple MPS, then the CPU")
     c1, c2 = st.columns(2)
     epochs = c1.slider("Epochs", 1, 100, auto.epochs, key=k + "epochs")
@@ -58,13 +62,13 @@ def options_form(ws, dataset: str) -> TrainConfig | None:
                              key=k + "opt")
     with st.expander("Augmentation and class balance"):
         a1, a2 = st.columns(2)
-        crops = ["translate", "resized_crop", "none"]
+        crops = [c for c in CROPS if c != "auto"]
         crop = a1.selectbox("Crop", crops, crops.index(auto.crop), key=k + "crop",
                             help="random translate, or random-resized crop")
         flip = a2.toggle("Horizontal flip", auto.flip, key=k + "flip")
         rotation = a1.slider("Rotation (°)", 0, 45, int(auto.rotation), key=k + "rot")
         jitter = a2.slider("Colour jitter", 0.0, 0.5, float(auto.color_jitter), 0.05, key=k + "jit")
-        balances = ["none", "class_weights", "sampler"]
+        balances = [b for b in BALANCE if b != "auto"]
         balance = st.radio("Class imbalance", balances, balances.index(auto.balance),
                            horizontal=True, key=k + "bal")
     with st.expander("Schedule, regularisation and speed"):
@@ -75,8 +79,7 @@ def options_form(ws, dataset: str) -> TrainConfig | None:
         smoothing = b1.slider("Label smoothing", 0.0, 0.3, auto.label_smoothing, 0.05, key=k + "ls")
         clip = b2.number_input("Gradient clipping (0 = off)", 0.0, 100.0, 0.0, 0.5, key=k + "clip")
         early = b1.number_input("Early stopping patience (0 = off)", 0, 100, 0, key=k + "early")
-        precisions = ["auto", "bf16", "fp16", "fp32"]
-        precision = b2.selectbox("Precision", precisions, precisions.index(auto.precision),
+        precision = b2.selectbox("Precision", PRECISIONS, PRECISIONS.index(auto.precision),
                                  key=k + "prec")
         seed = b1.number_input("Seed", 0, 2**31 - 1, 0, key=k + "seed")
         deterministic = b2.toggle("Deterministic", False, key=k + "det",
@@ -91,7 +94,6 @@ def options_form(ws, dataset: str) -> TrainConfig | None:
 
 def label_version_picker(ws, dataset: str, current: int, key: str) -> int | None:
     """The labels to train on: the current ones, or those of an earlier labelling action."""
-    from core.labels.history import list_actions
     past = [a for a in list_actions(ws, dataset, limit=30)
             if a.label_version is not None and a.label_version < current]
     labels = {None: f"current (v{current})"}
@@ -102,21 +104,8 @@ def label_version_picker(ws, dataset: str, current: int, key: str) -> int | None
                         help="runs record the label version they trained on")
 
 
-def _devices() -> list[str]:
-    out = ["auto", "cpu"]
-    if torch.cuda.is_available():
-        out += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        out.append("mps")
-    return out
-
-
 def augmentation_preview(ws, cfg: TrainConfig, count: int = 16) -> None:
     """A grid of augmented training samples, drawn with the engine's own augmentation."""
-    from torchvision.utils import make_grid
-
-    from core.training.data import BatchAugment, load_training_data
     try:
         cfg = prepare_config(ws, cfg)
         data = load_training_data(ws, cfg.dataset, cfg.image_size, torch.device("cpu"))
