@@ -25,7 +25,7 @@ def _progress_callback(bar):
     return update
 
 
-def run_import(action, *, key: str) -> ImportReport | None:
+def run_import(action) -> ImportReport | None:
     """Run ``action(progress)`` under a progress bar; keep the report for the rerun."""
     bar = st.progress(0.0, text="Starting…")
     try:
@@ -68,7 +68,7 @@ def import_panel(ws, datasets: list[str]) -> None:
         name, append = target_picker(datasets, "src_path_t")
         if st.button("Import", key="src_path_go", type="primary", disabled=not path):
             run_import(lambda p: import_source(ws, path, name or default_name(path),
-                                               ImportOptions(append=append), progress=p), key="path")
+                                               ImportOptions(append=append), progress=p))
     with tabs[1]:
         kind = st.radio("Upload", ["an archive", "images", "a whole directory"], horizontal=True,
                         key="up_kind")
@@ -86,8 +86,7 @@ def import_panel(ws, datasets: list[str]) -> None:
             target = name or (default_name(files[0].name) if kind == "an archive" else "uploads")
             payload = [(f.name, f.getvalue()) for f in files]
             run_import(lambda p: import_uploads(ws, target, payload, label=label, append=append,
-                                                progress=p, source=f"upload:{files[0].name}"),
-                       key="upload")
+                                                progress=p, source=f"upload:{files[0].name}"))
     with tabs[2]:
         url = st.text_input("URL of an archive or a manifest", key="src_url")
         c1, c2, c3 = st.columns(3)
@@ -100,7 +99,7 @@ def import_panel(ws, datasets: list[str]) -> None:
             run_import(lambda p: import_source(
                 ws, url, name or default_name(url),
                 ImportOptions(append=append, sha256=sha or None, max_bytes=int(max_mb * 1024 ** 2),
-                              timeout=float(timeout)), progress=p), key="url")
+                              timeout=float(timeout)), progress=p))
     with tabs[3]:
         sql_url = st.text_input("SQLAlchemy URL", key="src_sql", placeholder="sqlite:///path/to/file.db")
         query = st.text_area("Query", key="src_sql_q",
@@ -111,7 +110,7 @@ def import_panel(ws, datasets: list[str]) -> None:
                      disabled=not (sql_url and query)):
             run_import(lambda p: import_source(ws, sql_url, name or default_name(sql_url),
                                                ImportOptions(append=append, query=query),
-                                               progress=p), key="sql")
+                                               progress=p))
     with tabs[4]:
         which = st.selectbox("torchvision dataset", [b.name for b in BUILT_INS.values()],
                              key="src_tv")
@@ -124,7 +123,7 @@ def import_panel(ws, datasets: list[str]) -> None:
             run_import(lambda p: import_source(
                 ws, f"torchvision:{which}", name or which.lower(),
                 ImportOptions(append=append, root=root or None, limit=int(limit) or None),
-                progress=p), key="tv")
+                progress=p))
     with tabs[5]:
         st.caption("Teachable-Machine style: pick or create a class, then capture shots into it.")
         name, append = target_picker(datasets, "cam_t")
@@ -134,8 +133,7 @@ def import_panel(ws, datasets: list[str]) -> None:
             data = shot.getvalue()
             exists = append or name in datasets
             run_import(lambda p: import_uploads(ws, name, [("webcam.jpg", data)], label=label,
-                                                append=exists, progress=p, source="webcam"),
-                       key="cam")
+                                                append=exists, progress=p, source="webcam"))
 
 
 def import_report(report: dict) -> None:

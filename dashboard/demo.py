@@ -44,7 +44,7 @@ def collect_inputs(ws) -> list[tuple[str, bytes]]:
     with tabs[3]:
         url = st.text_input("Image URL (http or https)", key="demo_url")
         if url:
-            from core.data.sources.url import fetch_bytes
+            from core.data.net import fetch_bytes
             try:
                 images.append((url, fetch_bytes(url)))
             except ImageLabError as exc:

@@ -40,3 +40,154 @@ def test_no_unsafe_html_in_the_ui():
                  if "unsafe_allow_html=True" in p.read_text()
                  and p.parts[len(REPO.parts)] in ("pages", "dashboard", "streamlit_app.py")]
     assert offenders == []
+
+
+# --- Imports: no circles, no import up the layer order, few and explained lazy imports ------
+#
+# Every import statement is read with ``ast``, including those inside functions (they run
+# too, just later). The layer order of ``core/`` is documented in docs/ARCHITECTURE.md.
+
+CORE_LAYERS = ["base", "store", "data", "labels", "models", "training", "finetune",
+               "evaluation", "inference", "cli"]
+# Modules directly under core/: where each sits in CORE_LAYERS.
+CORE_TOP_LEVEL = {
+    "core": "base",                 # the package docstring and version
+    "core.errors": "base",          # ImageLabError: raised everywhere, imports nothing
+    "core.device": "base",          # device discovery: imports nothing of the project
+    "core.runs_overview": "store",  # a read-only query over the database for the Home page
+    "core.__main__": "cli",         # ``python -m core``
+}
+MAX_FUNCTION_LEVEL_IMPORTS = 10
+LAZY_REASON = re.compile(r"#\s*lazy:\s*\S.{5,}")   # e.g. ``# lazy: keeps --help free of torch``
+
+
+def project_files():
+    files = [p for top in ("core", "dashboard", "pages") for p in sorted((REPO / top).rglob("*.py"))]
+    return files + [REPO / "streamlit_app.py"]
+
+
+def module_name(path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def project_imports():
+    """Yield (module, path, target module, line, function-level?) for every project import."""
+    import ast
+    files = project_files()
+    modules = {module_name(p) for p in files}
+    for path in files:
+        mod = module_name(path)
+        tree = ast.parse(path.read_text(), filename=str(path))
+        nested = set()
+        for fn in ast.walk(tree):
+            if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                nested.update(id(n) for n in ast.walk(fn) if n is not fn)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:   # relative: resolve against this module's package
+                    package = mod.split(".") if path.name == "__init__.py" else mod.split(".")[:-1]
+                    package = package[:len(package) - (node.level - 1)]
+                    base = ".".join(package + ([node.module] if node.module else []))
+                # ``from pkg import submodule`` imports the submodule; any other name, the module
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base
+                           for a in node.names]
+            else:
+                continue
+            for target in dict.fromkeys(targets):
+                if target in modules and target != mod:
+                    yield mod, path, target, node, id(node) in nested
+
+
+def core_layer(module: str) -> int:
+    parts = module.split(".")
+    if module in CORE_TOP_LEVEL:
+        return CORE_LAYERS.index(CORE_TOP_LEVEL[module])
+    assert parts[1] in CORE_LAYERS, f"{module}: add its package to CORE_LAYERS (and ARCHITECTURE.md)"
+    return CORE_LAYERS.index(parts[1])
+
+
+def import_circles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan, iterative)."""
+    index, low, on_stack, stack, circles, counter = {}, {}, set(), [], [], [0]
+    for root in sorted(edges):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(edges.get(root, ()))))]
+        index[root] = low[root] = counter[0]
+        counter[0] += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            for child in children:
+                if child not in index:
+                    index[child] = low[child] = counter[0]
+                    counter[0] += 1
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(edges.get(child, ())))))
+                    break
+                if child in on_stack:
+                    low[node] = min(low[node], index[child])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    component = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.append(member)
+                        if member == node:
+                            break
+                    if len(component) > 1:
+                        circles.append(sorted(component))
+    return circles
+
+
+def test_import_circle_finder_finds_a_circle():
+    edges = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set(), "e": {"d"}}
+    assert import_circles(edges) == [["a", "b", "c"]]
+    assert import_circles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_circles_between_project_modules():
+    edges: dict[str, set[str]] = {}
+    for mod, _path, target, _node, _lazy in project_imports():
+        edges.setdefault(mod, set()).add(target)
+    assert import_circles(edges) == []
+
+
+def test_core_imports_only_down_the_layer_order():
+    upward = []
+    for mod, path, target, node, _lazy in project_imports():
+        if not mod.startswith("core"):
+            continue
+        where = f"{path.relative_to(REPO)}:{node.lineno}"
+        if not target.startswith("core"):
+            upward.append(f"{where} {mod} -> {target} (core imports no UI)")
+        elif core_layer(target) > core_layer(mod):
+            upward.append(f"{where} {mod} -> {target}")
+    assert upward == []
+
+
+def test_function_level_imports_are_few_and_explained():
+    lazy, unexplained = {}, []      # one entry per import statement
+    for _mod, path, target, node, is_lazy in project_imports():
+        if not is_lazy:
+            continue
+        where = f"{path.relative_to(REPO)}:{node.lineno}"
+        if where in lazy:
+            continue
+        lazy[where] = target
+        lines = path.read_text().splitlines()
+        nearby = lines[max(node.lineno - 2, 0):node.end_lineno]   # the line above and the statement
+        if not any(LAZY_REASON.search(line) for line in nearby):
+            unexplained.append(where)
+    assert unexplained == [], "each function-level import of a project module needs '# lazy: <reason>'"
+    assert len(lazy) <= MAX_FUNCTION_LEVEL_IMPORTS, sorted(lazy)

@@ -155,7 +155,7 @@ def delete_dataset(ws: Workspace, name: str) -> None:
     batches = {"/".join(p.split("/")[:2]) for p in paths if p.count("/") >= 2}
     for rel in batches:
         shutil.rmtree(ws.resolve(rel), ignore_errors=True)
-    shutil.rmtree(ws.cache_dir / str(ds_id), ignore_errors=True)
+    shutil.rmtree(ws.dataset_cache_dir(ds_id), ignore_errors=True)
 
 
 def _class_names_by_dataset(conn) -> dict[int, list[str]]:

@@ -10,7 +10,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from core.data.catalog import get_dataset_id
+from core.data.quality import FLAGS
 from core.data.thumbnails import thumbnail_file
+from core.errors import NotFoundError
 from core.store.workspace import Workspace
 
 
@@ -43,7 +45,6 @@ def image_page(ws: Workspace, dataset: str, *, label: str | None = None, split: 
     "label conflict" and "leakage" depend on current labels and splits, so they are
     looked up live (restricted to images that share their content hash).
     """
-    from core.data.quality import FLAGS
     ds_id = get_dataset_id(ws, dataset)
     where, params = ["i.dataset_id = ?", "i.id > ?"], [ds_id, after_id]
     if flag in FLAGS:
@@ -90,14 +91,12 @@ def image_page(ws: Workspace, dataset: str, *, label: str | None = None, split: 
 
 def image_detail(ws: Workspace, image_id: int) -> dict:
     """Everything known about one image, with its file path and flag names."""
-    from core.data.quality import FLAGS
     with ws.db() as conn:
         r = conn.execute("SELECT i.*, c.name AS label, d.name AS dataset FROM images i "
                          "JOIN datasets d ON d.id = i.dataset_id "
                          "LEFT JOIN classes c ON c.id = i.class_id WHERE i.id = ?",
                          (image_id,)).fetchone()
     if r is None:
-        from core.errors import NotFoundError
         raise NotFoundError(f"no image with id {image_id}")
     d = dict(r)
     d["file"] = str(ws.resolve(r["path"]))

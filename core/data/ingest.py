@@ -34,16 +34,17 @@ from PIL import Image
 
 from core.data.catalog import SPLITS, create_dataset, ensure_classes, get_dataset_id, validate_dataset_name
 from core.data.decode import DecodedImage
-from core.data.prepare import (KEEP_MAX_SIDE, BatchTarget, Prepared, Skipped, discard_pool,
+from core.data.prepare import (BatchTarget, Prepared, Skipped, discard_pool,
                                prepare_bytes, prepare_files, prepare_item, store_image,
                                with_stats, worker_count, worker_pool)
 from core.data.quality import dataset_flags, exact_copies, refresh_flags
+from core.data.tensor_cache import (import_cache_size, import_side, load_cache, median_side,
+                                    prebuild_pixels)
 from core.errors import ImageLabError
 from core.store.workspace import Workspace
 
 Progress = Callable[[int, "int | None", str], None]
 DEFAULT_FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
-CACHE_MAX_SIDE = KEEP_MAX_SIDE      # the cache built at import: min(native size, this)
 KEEP_BUDGET_BYTES = 512 * 1024 * 1024  # decoded pixels kept in memory for that cache
 THREADS = 2                         # for sources whose reads wait (URLs, archives)
 PROCESS_MIN_FILES = 256             # local imports at least this large use worker processes
@@ -56,7 +57,7 @@ class SourceItem:
     read: Callable[[], bytes]
     label: str | None = None
     split: str | None = None
-    path: Path | None = None       # a local file, read with ``folder.read_file`` (``read`` is
+    path: Path | None = None       # a local file, read with ``files.read_file`` (``read`` is
                                    # not called then: a worker process reads it) and hardlinked
 
 
@@ -285,7 +286,6 @@ class DatasetWriter:
                 prebuilding.path.unlink(missing_ok=True)     # unless it became the cache
 
     def _prebuild_cache(self) -> _CachePrebuild | None:
-        from core.data.tensor_cache import import_side, median_side, prebuild_pixels
         pending = self._pending
         if (not self.build_cache or self.append or not pending
                 or any(p.sha256 not in self._keep for p in pending)):
@@ -351,7 +351,6 @@ class DatasetWriter:
         if not self._pending:
             shutil.rmtree(self._batch_dir, ignore_errors=True)
         if self.build_cache and total:
-            from core.data.tensor_cache import import_cache_size, load_cache
             size = import_cache_size(self.ws, ds_id)
             prebuilt = None
             if prebuilding is not None:

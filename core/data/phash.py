@@ -41,11 +41,6 @@ def _area_weights(size: int, out: int) -> np.ndarray:
     return (overlap / overlap.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def to_signed(value: int) -> int:
-    value &= _MASK
-    return value - (1 << 64) if value >= (1 << 63) else value
-
-
 def hamming(a: int, b: int) -> int:
     """Number of differing bits between two 64-bit hashes (signed or unsigned)."""
     return ((a ^ b) & _MASK).bit_count()

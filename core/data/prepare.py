@@ -26,11 +26,13 @@ from pathlib import Path
 import numpy as np
 
 from core.data.decode import BadImage, DecodedImage, decode_image
+from core.data.files import read_file
 from core.data.quality import ImageStats, batch_image_stats, stats_pixels
+from core.data.tensor_cache import IMPORT_CACHE_MAX_SIDE
 from core.data.thumbnails import write_thumbnail
 from core.errors import ImageLabError
 
-KEEP_MAX_SIDE = 64      # images up to this side keep their pixels for the import's cache
+KEEP_MAX_SIDE = IMPORT_CACHE_MAX_SIDE   # images up to this side keep their pixels for the import's cache
 _EXT = {"PNG": "png", "JPEG": "jpg", "GIF": "gif", "BMP": "bmp", "TIFF": "tif", "WEBP": "webp",
         "PPM": "ppm"}
 
@@ -146,7 +148,6 @@ def prepare_item(target: BatchTarget, index: int, name: str, read, label: str | 
 def prepare_files(target: BatchTarget, tasks: list[tuple]) -> list:
     """Worker entry: (index, path, name, label, split) per local file → ``Prepared`` or
     ``Skipped`` per file, in order, the chunk's statistics measured together."""
-    from core.data.sources.folder import read_file
     results: list = []
     for index, path, name, label, split in tasks:
         got = _read(name, lambda p=path: (file_state(p), read_file(p)))

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
@@ -27,6 +26,8 @@ from core.data.decode import BadImage, load_image_file
 from core.data.preprocess import Preprocessing
 from core.errors import ImageLabError
 from core.store.workspace import Workspace, atomic_write_text
+
+IMPORT_CACHE_MAX_SIDE = 64   # the cache built at import: min(native size, this)
 
 
 @dataclass
@@ -68,8 +69,7 @@ def import_cache_size(ws: Workspace, dataset_id: int) -> int:
 
 def import_side(native: int) -> int:
     """The import cache's size for a dataset whose native size is ``native``."""
-    from core.data.ingest import CACHE_MAX_SIDE
-    return max(4, min(native, CACHE_MAX_SIDE))
+    return max(4, min(native, IMPORT_CACHE_MAX_SIDE))
 
 
 def load_cache(ws: Workspace, dataset: str, size: int, *, progress: Callable | None = None,
@@ -93,7 +93,7 @@ def load_cache(ws: Workspace, dataset: str, size: int, *, progress: Callable | N
     ids = np.array([r["id"] for r in rows], dtype=np.int64)
     fingerprint = _fingerprint(rows)
     channels = dataset_channels(ws, ds_id)
-    folder = ws.cache_dir / str(ds_id) / str(size)
+    folder = ws.dataset_cache_dir(ds_id) / str(size)
     meta = _read_meta(folder)
     if meta and meta.get("fingerprint") == fingerprint and meta.get("channels") == channels:
         return _open(folder, size, channels)
@@ -213,7 +213,3 @@ def _read_meta(folder: Path) -> dict | None:
         return json.loads((folder / "meta.json").read_text())
     except (OSError, ValueError):
         return None
-
-
-def drop_cache(ws: Workspace, dataset_id: int) -> None:
-    shutil.rmtree(ws.cache_dir / str(dataset_id), ignore_errors=True)

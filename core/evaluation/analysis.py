@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 
+from core.data.thumbnails import thumbnail_file
 from core.store.workspace import Workspace
 
 
@@ -74,7 +75,6 @@ def compare_runs(ws: Workspace, run_ids: list[str]) -> dict:
 
 def image_records(ws: Workspace, image_ids: list[int]) -> dict[int, dict]:
     """Current file, thumbnail, label and split of each image (labels may have changed)."""
-    from core.data.thumbnails import thumbnail_file
     if not image_ids:
         return {}
     out: dict[int, dict] = {}

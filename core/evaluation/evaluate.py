@@ -25,8 +25,8 @@ from core.data.catalog import get_dataset_id, label_version
 from core.data.tensor_cache import load_cache
 from core.errors import ImageLabError
 from core.evaluation.metrics import classification_report, fit_temperature, reliability, softmax
-from core.inference.predictor import LoadedModel, load_run_model
 from core.store.workspace import Workspace, atomic_write_text
+from core.training.run_model import LoadedModel, load_run_model, run_dataset
 
 SPLIT_CHOICES = ("test", "val", "train", "all")
 BATCH_SIZE = 256
@@ -85,7 +85,7 @@ def evaluate_run(ws: Workspace, run_id: str, dataset: str | None = None, split: 
     if split not in SPLIT_CHOICES:
         raise ImageLabError(f"unknown split {split!r}; choose one of {', '.join(SPLIT_CHOICES)}")
     lm = load_run_model(ws, run_id)
-    own_dataset = _run_dataset(ws, run_id)
+    own_dataset = run_dataset(ws, run_id)
     dataset = dataset or own_dataset
     if dataset is None:
         raise ImageLabError(f"run {run_id}'s dataset no longer exists; pass --dataset")
@@ -155,13 +155,6 @@ def stored_predictions(ws: Workspace, run_id: str, dataset: str, split: str) -> 
             return {k: z[k] for k in z.files}
     except (OSError, ValueError):
         return None
-
-
-def _run_dataset(ws: Workspace, run_id: str) -> str | None:
-    with ws.db() as conn:
-        row = conn.execute("SELECT d.name FROM runs r LEFT JOIN datasets d ON d.id = r.dataset_id "
-                           "WHERE r.id = ?", (run_id,)).fetchone()
-    return row[0] if row else None
 
 
 def _read_json(path: Path) -> dict | None:

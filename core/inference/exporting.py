@@ -7,11 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from core.data.tensor_cache import load_cache
-from core.evaluation.evaluate import _run_dataset
 from core.errors import ImageLabError
 from core.inference.export import DEFAULT_TOLERANCE, ExportResult, export_model, write_bundle
-from core.inference.predictor import load_run_model
 from core.store.workspace import Workspace
+from core.training.run_model import load_run_model, run_dataset
 
 CHECK_IMAGES = 32
 
@@ -19,7 +18,7 @@ CHECK_IMAGES = 32
 def export_run(ws: Workspace, run_id: str, fmt: str, out: Path, *,
                tolerance: float = DEFAULT_TOLERANCE) -> ExportResult:
     lm = load_run_model(ws, run_id)
-    dataset = _run_dataset(ws, run_id)
+    dataset = run_dataset(ws, run_id)
     if dataset is None:
         raise ImageLabError(f"run {run_id}'s dataset no longer exists: no real images to check "
                             "the export against")

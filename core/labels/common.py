@@ -8,7 +8,7 @@ import sqlite3
 import time
 from dataclasses import asdict, dataclass
 
-from core.errors import ImageLabError
+from core.errors import ImageLabError, NotFoundError
 
 USER_ENV = "IMAGELAB_USER"
 
@@ -64,7 +64,6 @@ class ActionResult:
 
 
 def dataset_id(conn: sqlite3.Connection, name: str) -> int:
-    from core.errors import NotFoundError
     row = conn.execute("SELECT id FROM datasets WHERE name = ?", (name,)).fetchone()
     if row is None:
         known = [r[0] for r in conn.execute("SELECT name FROM datasets ORDER BY name")]

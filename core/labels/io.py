@@ -21,7 +21,8 @@ from pathlib import Path
 
 from core.errors import ImageLabError
 from core.labels.common import ActionResult, class_names_by_id, current_user, dataset_id, live_classes
-from core.labels.edits import SPLITS, begin_edit, commit_staged
+from core.labels.classes import validate_class_name
+from core.labels.edits import SPLITS, begin_edit, class_event, commit_staged
 from core.store.workspace import Workspace, atomic_write_bytes
 
 FIELDS = ("path", "label", "split")
@@ -137,7 +138,6 @@ def import_labels(ws: Workspace, dataset: str, path: str | Path, *,
             if new_split not in SPLITS:
                 bad_split.append(f"{p!r}: {new_split!r}")
             if label and label not in classes:
-                from core.labels.classes import validate_class_name
                 validate_class_name(label)
                 pos = conn.execute("SELECT COALESCE(MAX(position), -1) + 1 FROM classes "
                                    "WHERE dataset_id = ?", (ds_id,)).fetchone()[0]
@@ -163,7 +163,6 @@ def import_labels(ws: Workspace, dataset: str, path: str | Path, *,
                                            f"{len(labels)} labels, {len(splits)} splits",
                                user=current_user(user))
         if result.action_id is not None:
-            from core.labels.edits import class_event
             for name in new_classes:
                 class_event(conn, result.action_id, classes[name], "created", None, name)
     return ImportResult(len(rows), result.changed, result.other_changes, new_classes,

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.data.phash import near_groups
 from core.errors import ImageLabError
 from core.labels.common import (ActionResult, class_id_for, class_names_by_id, current_user,
                                 dataset_id, live_classes)
@@ -273,7 +274,6 @@ def conflicting_duplicates(ws: Workspace, dataset: str, *, max_distance: int = 4
             groups.append(DuplicateGroup(ids, [names.get(label[i]) for i in ids], True))
             exact_sets.append(set(ids))
     if hashes:
-        from core.data.phash import near_groups
         ids = np.array([r[0] for r in hashes], dtype=np.int64)
         hs = np.array([r[1] for r in hashes], dtype=np.int64)
         for g in near_groups(ids, hs, max_distance=max_distance):

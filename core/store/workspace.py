@@ -59,6 +59,10 @@ class Workspace:
     def cache_dir(self) -> Path:
         return self.root / "cache"
 
+    def dataset_cache_dir(self, dataset_id: int) -> Path:
+        """The folder of one dataset's tensor caches (one subfolder per size)."""
+        return self.cache_dir / str(dataset_id)
+
     @property
     def runs_dir(self) -> Path:
         return self.root / "runs"

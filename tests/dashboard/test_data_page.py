@@ -107,7 +107,7 @@ def test_url_sql_builtin_and_image_uploads_from_the_page(workspace, tmp_path, ht
 
     import numpy as np
 
-    from core.data.sources.url import ALLOW_ENV
+    from core.data.net import ALLOW_ENV
     from tests.core.data.test_sources_remote import _write_idx
     base, sha = http_server
     monkeypatch.setenv(ALLOW_ENV, "1")

@@ -19,10 +19,17 @@ Uploads and webcam shots come from the dashboard through ``import_uploads``.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from core.data import net
+from core.data.files import read_file
 from core.data.ingest import DatasetWriter, ImportReport, Progress
+from core.data.samples import import_sample
+from core.data.sources import archive, folder, manifest, sql, torchvision_sets, url
+from core.data.sources.archive import ARCHIVE_SUFFIXES
+from core.data.sources.sql import is_sql_url
+from core.data.sources.uploads import import_uploaded_archive, import_uploaded_files
 from core.errors import ImageLabError
 from core.store.workspace import Workspace
 
@@ -43,7 +50,6 @@ class ImportOptions:
     allow_private_urls: bool | None = None  # URL: allow loopback/private addresses
     count: int | None = None         # sample:shapes
     size: int | None = None          # sample:shapes
-    extra: dict = field(default_factory=dict)
 
 
 def default_name(source: str) -> str:
@@ -67,13 +73,11 @@ def import_source(ws: Workspace, source: str, name: str | None = None,
                   options: ImportOptions | None = None,
                   progress: Progress | None = None) -> ImportReport:
     """Import ``source`` into dataset ``name`` (see the module docstring)."""
-    from core.data.sources import archive, folder, manifest, sql, torchvision_sets, url
     opts = options or ImportOptions()
     source = source.strip()
     if not source:
         raise ImageLabError("no source given")
     if source.startswith("sample:"):
-        from core.data.samples import import_sample
         if opts.append:
             raise ImageLabError("built-in samples are imported as new datasets, not appended")
         return import_sample(ws, source, name, seed=opts.seed, count=opts.count, size=opts.size,
@@ -88,8 +92,8 @@ def import_source(ws: Workspace, source: str, name: str | None = None,
             torchvision_sets.import_torchvision(writer, source, root, download=opts.download,
                                                 limit=opts.limit, progress=progress)
         elif kind == "url":
-            url.import_url(ws, writer, source, max_bytes=opts.max_bytes or url.MAX_BYTES,
-                           timeout=opts.timeout or url.TIMEOUT_S, sha256=opts.sha256,
+            url.import_url(ws, writer, source, max_bytes=opts.max_bytes or net.MAX_BYTES,
+                           timeout=opts.timeout or net.TIMEOUT_S, sha256=opts.sha256,
                            allow_private=opts.allow_private_urls, progress=progress,
                            label=opts.label)
         elif kind == "sql":
@@ -111,7 +115,7 @@ def import_source(ws: Workspace, source: str, name: str | None = None,
                 raise ImageLabError(f"{path.name} is not a readable archive (damaged, or not "
                                     "really a zip/tar)")
             else:
-                ok = writer.add_bytes(folder.read_file(path), original_name=path.name,
+                ok = writer.add_bytes(read_file(path), original_name=path.name,
                                       label=opts.label)
                 if not ok:
                     raise ImageLabError(f"{path.name}: {writer.skipped[-1].reason}")
@@ -122,8 +126,6 @@ def import_uploads(ws: Workspace, name: str, files: list[tuple[str, bytes]], *,
                    label: str | None = None, append: bool = False, seed: int = 0,
                    progress: Progress | None = None, source: str = "upload") -> ImportReport:
     """Uploaded images (or webcam shots) into ``label``; archives among them are extracted."""
-    from core.data.sources.archive import ARCHIVE_SUFFIXES
-    from core.data.sources.uploads import import_uploaded_archive, import_uploaded_files
     if not files:
         raise ImageLabError("no files were uploaded")
     with DatasetWriter(ws, name, source, append=append, seed=seed, progress=progress) as writer:
@@ -137,7 +139,6 @@ def import_uploads(ws: Workspace, name: str, files: list[tuple[str, bytes]], *,
 
 
 def source_kind(source: str) -> str:
-    from core.data.sources.sql import is_sql_url
     low = source.lower()
     if low.startswith("torchvision:"):
         return "torchvision"

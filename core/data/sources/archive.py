@@ -26,7 +26,7 @@ from pathlib import Path
 
 from core.data.decode import MAX_FILE_BYTES
 from core.data.ingest import DatasetWriter
-from core.data.sources.folder import import_folder
+from core.data.sources.folder import IGNORED_DIRS, SPLIT_NAMES, import_folder
 from core.errors import ImageLabError
 from core.store.workspace import Workspace
 
@@ -271,7 +271,6 @@ def zlib_error():
 
 def _unwrap(root: Path) -> Path:
     """Descend through a single wrapping folder (``data.zip`` → ``data/cat/...``)."""
-    from core.data.sources.folder import IGNORED_DIRS, SPLIT_NAMES
     while True:
         entries = [e for e in root.iterdir() if e.name not in IGNORED_DIRS]
         if len(entries) != 1 or not entries[0].is_dir() or entries[0].is_symlink():

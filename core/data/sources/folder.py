@@ -18,22 +18,13 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-from core.data.decode import MAX_FILE_BYTES
+from core.data.files import read_file
 from core.data.ingest import DatasetWriter, SourceItem
 from core.errors import ImageLabError
 
 SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val",
                "validation": "val", "test": "test", "testing": "test"}
 IGNORED_DIRS = {"__MACOSX"}
-
-
-def read_file(path: Path) -> bytes:
-    """Read one file for import, refusing files too large to be an image we accept."""
-    size = os.stat(path).st_size
-    if size > MAX_FILE_BYTES:
-        raise ImageLabError(f"file too large ({size / 1e6:.0f} MB > {MAX_FILE_BYTES / 1e6:.0f} MB)")
-    with open(path, "rb") as fh:
-        return fh.read()
 
 
 def folder_items(root: Path, writer: DatasetWriter, *, prefix: str = "",

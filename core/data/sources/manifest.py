@@ -18,8 +18,9 @@ from pathlib import Path
 from urllib.parse import urljoin
 
 from core.data.catalog import SPLITS
+from core.data.files import read_file
 from core.data.ingest import DatasetWriter, SourceItem
-from core.data.sources.folder import read_file
+from core.data.net import fetch_bytes
 from core.errors import ImageLabError
 
 MANIFEST_SUFFIXES = (".csv", ".json")
@@ -59,7 +60,6 @@ def parse_manifest(text: str, display: str) -> list[dict]:
 def manifest_items(writer: DatasetWriter, text: str, display: str, *, base_dir: Path | None,
                    base_url: str | None = None, confine: bool = False,
                    url_options: dict | None = None) -> list[SourceItem]:
-    from core.data.sources.url import fetch_bytes
     rows = parse_manifest(text, display)
     items: list[SourceItem] = []
     base = base_dir.resolve() if base_dir else None

@@ -16,8 +16,8 @@ import sqlite3
 from pathlib import Path
 
 from core.data.catalog import SPLITS
+from core.data.files import read_file
 from core.data.ingest import DatasetWriter, SourceItem
-from core.data.sources.folder import read_file
 from core.errors import ImageLabError
 
 SQL_PREFIXES = ("sqlite:", "sqlite+", "postgresql", "postgres:", "mysql", "mariadb", "mssql",

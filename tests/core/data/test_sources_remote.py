@@ -15,7 +15,7 @@ import pytest
 
 from core.data.catalog import dataset_info
 from core.data.sources import ImportOptions, import_source
-from core.data.sources.url import ALLOW_ENV, check_address
+from core.data.net import ALLOW_ENV, check_address
 from core.errors import ImageLabError
 from tests.core.data.corpus import png_bytes, write_imagefolder, zip_with
 
