@@ -18,10 +18,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.data import decode, preprocess
+from core.data.preprocess import Preprocessing
 from core.errors import ImageLabError
 
 FORMATS = ("onnx", "pt2")
 DEFAULT_TOLERANCE = 1e-3
+# Shipped in every bundle as they are: torch-free, and importing no other project module.
+BUNDLED_MODULES = (decode, preprocess)
 
 
 @dataclass
@@ -81,16 +85,23 @@ def export_model(model: nn.Module, fmt: str, out: Path, check_inputs: torch.Tens
 
 
 def write_bundle(result: ExportResult, out_zip: Path, *, classes: list[str],
-                 preprocessing: dict) -> Path:
-    """A zip with the model, classes.json, preprocessing.json and a runnable predict.py."""
+                 preprocessing: Preprocessing) -> Path:
+    """A zip with the model, classes.json, preprocessing.json and a runnable predict.py.
+
+    ``predict.py`` decodes and preprocesses with ``decode.py`` and ``preprocess.py``, which
+    are ImageLab's own ``core/data`` modules copied byte for byte (numpy and Pillow only),
+    under the contract that ``preprocessing.json`` records (``Preprocessing.to_dict``).
+    """
     model_path = Path(result.path)
     snippet = PREDICT_SNIPPET_ONNX if result.format == "onnx" else PREDICT_SNIPPET_PT2
     tmp = out_zip.with_suffix(".zip.tmp")
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.write(model_path, f"model.{result.format}")
         zf.writestr("classes.json", json.dumps(classes, indent=2))
-        zf.writestr("preprocessing.json", json.dumps(preprocessing, indent=2))
+        zf.writestr("preprocessing.json", json.dumps(preprocessing.to_dict(), indent=2))
         zf.writestr("predict.py", snippet)
+        for module in BUNDLED_MODULES:
+            zf.write(module.__file__, Path(module.__file__).name)
         zf.writestr("export_check.json", json.dumps(result.to_dict(), indent=2))
     os.replace(tmp, out_zip)
     result.bundle = str(out_zip)
@@ -112,49 +123,111 @@ def _remove(path: Path) -> None:
             pass
 
 
-_PREPROCESS = '''
-import json, sys
+_PREDICT_HEAD = '''"""Predict with the exported {what}: python predict.py [--json] IMAGE...
+
+Prints one ``path<TAB>class<TAB>probability`` line per image; ``--json`` prints one JSON
+object per line instead, with every class's probability. An image that cannot be read is
+reported on stderr (the exit status is then 1). ``--save-inputs FILE.npz`` also writes the
+uint8 levels (``pixels``) and the float inputs (``inputs``) the model was given.
+
+Images are decoded by ``decode.py`` and resized and scaled by ``preprocess.py``, under the
+contract in ``preprocessing.json``: both files are ImageLab's own modules, shipped as they
+are, so this bundle sees an image exactly as the app does.
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
 import numpy as np
-from PIL import Image, ImageOps
 
-pre = json.load(open("preprocessing.json"))
-classes = json.load(open("classes.json"))
+from decode import BadImage, load_image_file
+from preprocess import Preprocessing
 
+HERE = Path(__file__).resolve().parent
+BATCH = 64
+'''
 
-def load(path):
-    img = ImageOps.exif_transpose(Image.open(path))
-    img = img.convert("L" if pre["channels"] == 1 else "RGB")
-    img = img.resize((pre["image_size"], pre["image_size"]), Image.BILINEAR)
-    x = np.asarray(img, dtype=np.float32) / 255.0
-    x = x[None] if x.ndim == 2 else x.transpose(2, 0, 1)
-    mean = np.array(pre["mean"], dtype=np.float32)[:, None, None]
-    std = np.array(pre["std"], dtype=np.float32)[:, None, None]
-    return ((x - mean) / std)[None]
+_PREDICT_ONNX_MODEL = '''
 
+def load_model():
+    import onnxruntime as ort
+    session = ort.InferenceSession(str(HERE / "model.onnx"), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return lambda x: session.run(None, {name: x})[0]
+'''
+
+_PREDICT_PT2_MODEL = '''
+
+def load_model():
+    import torch
+    program = torch.export.load(str(HERE / "model.pt2")).module()
+
+    def forward(x):
+        with torch.inference_mode():
+            return program(torch.from_numpy(x)).numpy()
+    return forward
+'''
+
+_PREDICT_MAIN = '''
 
 def softmax(z):
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Predict the class of each image.")
+    parser.add_argument("images", nargs="+", help="image files")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.add_argument("--save-inputs", metavar="FILE.npz",
+                        help="also save the uint8 levels and float inputs the model was given")
+    args = parser.parse_args(argv)
+    pre = Preprocessing.from_dict(json.loads((HERE / "preprocessing.json").read_text()))
+    classes = json.loads((HERE / "classes.json").read_text())
+    forward = load_model()
+    failed, saved_pixels, saved_inputs = 0, [], []
+    for start in range(0, len(args.images), BATCH):
+        names, levels = [], []
+        for path in args.images[start:start + BATCH]:
+            try:
+                levels.append(pre.to_array(load_image_file(path).image))
+            except BadImage as exc:
+                print(f"{path}\\tcannot read: {exc}", file=sys.stderr)
+                failed += 1
+                continue
+            names.append(path)
+        if not names:
+            continue
+        pixels = np.stack(levels)
+        inputs = pre.normalise(pixels)
+        probs = softmax(np.asarray(forward(inputs), dtype=np.float64))
+        if args.save_inputs:
+            saved_pixels.append(pixels)
+            saved_inputs.append(inputs)
+        for path, p in zip(names, probs):
+            best = int(p.argmax())
+            if args.json:
+                print(json.dumps({"path": path, "class": classes[best],
+                                  "probability": float(p[best]),
+                                  "probabilities": dict(zip(classes, map(float, p)))}))
+            else:
+                print(f"{path}\\t{classes[best]}\\t{p[best]:.4f}")
+    if args.save_inputs:
+        size, channels = pre.image_size, pre.channels
+        empty = np.zeros((0, channels, size, size))
+        np.savez(args.save_inputs,
+                 pixels=np.concatenate(saved_pixels) if saved_pixels else empty.astype(np.uint8),
+                 inputs=np.concatenate(saved_inputs) if saved_inputs else empty.astype(np.float32))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
 '''
 
-PREDICT_SNIPPET_ONNX = '''"""Predict with the exported ONNX model: python predict.py IMAGE..."""
-import onnxruntime as ort
-''' + _PREPROCESS + '''
-session = ort.InferenceSession("model.onnx", providers=["CPUExecutionProvider"])
-for path in sys.argv[1:]:
-    probs = softmax(session.run(None, {session.get_inputs()[0].name: load(path)})[0])[0]
-    best = int(probs.argmax())
-    print(f"{path}\\t{classes[best]}\\t{probs[best]:.4f}")
-'''
-
-PREDICT_SNIPPET_PT2 = '''"""Predict with the exported torch.export program: python predict.py IMAGE..."""
-import torch
-''' + _PREPROCESS + '''
-program = torch.export.load("model.pt2").module()
-for path in sys.argv[1:]:
-    with torch.inference_mode():
-        probs = softmax(program(torch.from_numpy(load(path))).numpy())[0]
-    best = int(probs.argmax())
-    print(f"{path}\\t{classes[best]}\\t{probs[best]:.4f}")
-'''
+PREDICT_SNIPPET_ONNX = (_PREDICT_HEAD.format(what="ONNX model") + _PREDICT_ONNX_MODEL
+                        + _PREDICT_MAIN)
+PREDICT_SNIPPET_PT2 = (_PREDICT_HEAD.format(what="torch.export program") + _PREDICT_PT2_MODEL
+                       + _PREDICT_MAIN)

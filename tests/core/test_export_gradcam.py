@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from core.data.preprocess import Preprocessing
 from core.data.tensor_cache import load_cache
 from core.errors import ImageLabError
 from core.evaluation.gradcam import grad_cam, last_conv_layer, overlay
@@ -56,7 +57,7 @@ def test_bundle_predicts_with_its_own_snippet(sample_workspace, tmp_path):
     model = create_model("compact", 6, 3, 32).eval()
     x = shapes_batch(sample_workspace)
     result = export_model(model, "onnx", tmp_path / "m.onnx", x)
-    pre = {"image_size": 32, "channels": 3, "mean": [0.5] * 3, "std": [0.25] * 3}
+    pre = Preprocessing(32, 3, mean=(0.5,) * 3, std=(0.25,) * 3)
     classes = ["circle", "square", "triangle", "star", "hexagon", "cross"]
     bundle = write_bundle(result, tmp_path / "bundle.zip", classes=classes, preprocessing=pre)
     out_dir = tmp_path / "unzipped"
