@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -60,24 +61,35 @@ def match_classes(model_classes: list[str], data_classes: list[str], dataset: st
 def run_logits(ws: Workspace, lm: LoadedModel, dataset: str, image_ids: np.ndarray,
                batch_size: int = BATCH_SIZE, progress=None) -> np.ndarray:
     """Logits for ``image_ids`` of ``dataset``, read from the cache in batches."""
+    out = np.zeros((len(image_ids), len(lm.classes)), dtype=np.float32)
+    model = lm.model
+    with torch.inference_mode():
+        for start, x in cache_inputs(ws, lm, dataset, image_ids, batch_size):
+            out[start:start + len(x)] = model(x).float().numpy()
+            if progress:
+                progress(min(start + batch_size, len(out)), len(out), "evaluating")
+    return out
+
+
+def cache_inputs(ws: Workspace, lm: LoadedModel, dataset: str, image_ids: np.ndarray,
+                 batch_size: int = BATCH_SIZE) -> Iterator[tuple[int, torch.Tensor]]:
+    """(offset, float input batch) for ``image_ids`` of ``dataset``: the evaluation's inputs.
+
+    The pixels come from the decoded-pixel cache at the model's size (resized there by the
+    preprocessing contract) and are scaled by the model's ``to_tensor``.
+    """
     cache = load_cache(ws, dataset, lm.image_size)
     if cache.channels != lm.channels:
         raise ImageLabError(f"dataset {dataset!r} has {cache.channels}-channel images but the "
                             f"model takes {lm.channels}")
     position = {int(i): k for k, i in enumerate(cache.image_ids)}
     rows = np.array([position[int(i)] for i in image_ids], dtype=np.int64)
-    out = np.zeros((len(rows), len(lm.classes)), dtype=np.float32)
-    model = lm.model
-    with torch.inference_mode():
-        for start in range(0, len(rows), batch_size):
-            idx = rows[start:start + batch_size]
-            lo, hi = int(idx.min()), int(idx.max()) + 1
-            # contiguous slices read fastest from the memmap; ids are sorted, so usually one slice
-            block = np.asarray(cache.pixels[lo:hi])[idx - lo]
-            out[start:start + len(idx)] = model(lm.to_tensor(block)).float().numpy()
-            if progress:
-                progress(min(start + batch_size, len(rows)), len(rows), "evaluating")
-    return out
+    for start in range(0, len(rows), batch_size):
+        idx = rows[start:start + batch_size]
+        lo, hi = int(idx.min()), int(idx.max()) + 1
+        # contiguous slices read fastest from the memmap; ids are sorted, so usually one slice
+        block = np.asarray(cache.pixels[lo:hi])[idx - lo]
+        yield start, lm.to_tensor(block)
 
 
 def evaluate_run(ws: Workspace, run_id: str, dataset: str | None = None, split: str = "test", *,
