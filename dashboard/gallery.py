@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.data.gallery import ImageRow
+from core.data.gallery import QUALITY_FILTERS, ImageRow, image_page
+from dashboard.quality import image_detail_view
 
 
 def thumbnail_grid(rows: list[ImageRow], columns: int = 8) -> None:
@@ -27,8 +28,6 @@ PAGE_SIZE = 32
 @st.fragment
 def paged_gallery(ws, dataset: str, classes: list[str]) -> None:
     """Filters, keyset paging (id > last id) and a detail picker, rerun on their own."""
-    from core.data.gallery import QUALITY_FILTERS, image_page
-    from dashboard.quality import image_detail_view
     f1, f2, f3 = st.columns(3)
     label = f1.selectbox("Class", ["(all)", "(unlabelled)"] + classes, key="gallery_class")
     split = f2.selectbox("Split", ["(all)", "train", "val", "test"], key="gallery_split")

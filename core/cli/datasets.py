@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from core.cli.output import StderrProgress, emit, log, table
 from core.data import catalog
+from core.data.quality import quality_report
 from core.data.samples import SAMPLES, ensure_samples, import_sample
+from core.data.sources import ImportOptions, import_source
 from core.errors import ImageLabError
 
 
@@ -73,7 +75,6 @@ def cmd_list(args, ws) -> int:
 
 
 def cmd_info(args, ws) -> int:
-    from core.data.quality import quality_report
     info = catalog.dataset_info(ws, args.name).to_dict()
     info["quality"] = quality_report(ws, args.name).to_dict()
 
@@ -96,7 +97,6 @@ def cmd_info(args, ws) -> int:
 
 
 def cmd_import(args, ws) -> int:
-    from core.data.sources import ImportOptions, import_source
     opts = ImportOptions(
         append=args.append, seed=args.seed, label=args.label, query=args.query, root=args.root,
         download=not args.no_download, limit=args.limit, sha256=args.sha256,

@@ -2,7 +2,11 @@
 
 Each command group lives in its own module with a ``register(subparsers,
 common)`` function; add new groups to ``COMMAND_MODULES``. Handlers are called
-as ``func(args, workspace)`` and return an exit code.
+as ``func(args, workspace)`` and return an exit code. A parser module imports
+nothing heavy: a handler that needs the engine lives in ``core/cli/commands/`` and
+is named by string (``set_defaults(func="core.cli.commands.GROUP:cmd_NAME")``),
+which ``handler`` imports when the command runs. That is the CLI's one lazy
+import, and it keeps ``python -m core --help`` free of torch.
 
 Errors meant for the user (``ImageLabError``) print one clear line — or, with
 ``--json``, one JSON document ``{"error": ...}`` — and exit with status 2.
@@ -14,8 +18,10 @@ import argparse
 import importlib
 import json
 import sys
+from typing import Callable
 
 from core.errors import ImageLabError
+from core.store.workspace import open_workspace
 
 COMMAND_MODULES = [          # in the order of the workflow, as --help lists them
     "core.cli.datasets",
@@ -52,9 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        from core.store.workspace import open_workspace
         ws = open_workspace(args.home)
-        return int(args.func(args, ws) or 0)
+        return int(handler(args.func)(args, ws) or 0)
     except ImageLabError as exc:
         _report_error(args, str(exc))
         return EXIT_USER_ERROR
@@ -63,6 +68,18 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # e.g. piped into `head`: not an error of ours
         return 0
+
+
+def handler(func: Callable | str) -> Callable:
+    """A command's handler: a function, or ``"module:function"`` imported only now.
+
+    Parser modules name handlers that need the engine by string, so building the
+    parser (``--help``, argument errors) never imports torch.
+    """
+    if callable(func):
+        return func
+    module, _, name = func.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def _report_error(args, message: str) -> None:

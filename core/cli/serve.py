@@ -1,11 +1,13 @@
-"""``python -m core serve RUN_ID``: the prediction HTTP service on uvicorn (loopback by default)."""
+"""``python -m core serve RUN_ID``: the prediction HTTP service on uvicorn (loopback by default).
+
+The parser and the address checks; the handler is in ``core/cli/commands/serve.py``.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 import socket
 
-from core.cli.output import log
 from core.data.decode import MAX_FILE_BYTES
 from core.errors import ImageLabError
 
@@ -26,7 +28,7 @@ def register(sub, common) -> None:
                    help=f"refuse larger request bodies with 413 (default {MAX_FILE_BYTES:,})")
     p.add_argument("--allow-network", action="store_true",
                    help="allow a non-loopback --host: the API has no authentication")
-    p.set_defaults(func=cmd_serve)
+    p.set_defaults(func="core.cli.commands.serve:cmd_serve")
 
 
 def is_loopback(host: str) -> bool:
@@ -48,25 +50,3 @@ def check_port_free(host: str, port: int) -> None:
         except OSError as exc:
             raise ImageLabError(f"cannot listen on {host}:{port}: {exc.strerror or exc} "
                                 "(choose another --port)") from None
-
-
-def cmd_serve(args, ws) -> int:
-    if not 0 < args.port < 65536:
-        raise ImageLabError("--port must be between 1 and 65535")
-    if not is_loopback(args.host):
-        if not args.allow_network:
-            raise ImageLabError(f"refusing to bind {args.host}: the service has no "
-                                "authentication; use a loopback address or add --allow-network")
-        log(f"WARNING: serving on {args.host}, reachable from the network, without "
-            "authentication: anyone who can reach it can use the model")
-    check_port_free(args.host, args.port)
-    import uvicorn
-
-    from core.inference.service import create_app
-    app = create_app(ws, args.run_id, threshold=args.threshold, max_body_bytes=args.max_body_bytes)
-    log(f"serving run {args.run_id} on http://{args.host}:{args.port} "
-        f"(POST /predict, GET /health, GET /metrics); Ctrl+C stops")
-    # uvicorn handles SIGINT/SIGTERM itself: it finishes in-flight requests and returns.
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
-    log("service stopped")
-    return 0
