@@ -1,5 +1,6 @@
 """Rules the whole codebase keeps, checked by reading the source."""
 
+import ast
 import re
 import subprocess
 
@@ -62,7 +63,8 @@ LAZY_REASON = re.compile(r"#\s*lazy:\s*\S.{5,}")   # e.g. ``# lazy: keeps --help
 
 
 def project_files():
-    files = [p for top in ("core", "dashboard", "pages") for p in sorted((REPO / top).rglob("*.py"))]
+    files = [p for top in ("core", "dashboard", "pages")
+             for p in sorted((REPO / top).rglob("*.py"))]
     return files + [REPO / "streamlit_app.py"]
 
 
@@ -73,7 +75,6 @@ def module_name(path) -> str:
 
 def project_imports():
     """Yield (module, path, target module, line, function-level?) for every project import."""
-    import ast
     files = project_files()
     modules = {module_name(p) for p in files}
     for path in files:
@@ -106,7 +107,7 @@ def core_layer(module: str) -> int:
     parts = module.split(".")
     if module in CORE_TOP_LEVEL:
         return CORE_LAYERS.index(CORE_TOP_LEVEL[module])
-    assert parts[1] in CORE_LAYERS, f"{module}: add its package to CORE_LAYERS (and ARCHITECTURE.md)"
+    assert parts[1] in CORE_LAYERS, f"{module}: add its package to CORE_LAYERS and ARCHITECTURE.md"
     return CORE_LAYERS.index(parts[1])
 
 
@@ -189,5 +190,5 @@ def test_function_level_imports_are_few_and_explained():
         nearby = lines[max(node.lineno - 2, 0):node.end_lineno]   # the line above and the statement
         if not any(LAZY_REASON.search(line) for line in nearby):
             unexplained.append(where)
-    assert unexplained == [], "each function-level import of a project module needs '# lazy: <reason>'"
+    assert unexplained == [], "a function-level project import needs '# lazy: <reason>'"
     assert len(lazy) <= MAX_FUNCTION_LEVEL_IMPORTS, sorted(lazy)

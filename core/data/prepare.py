@@ -32,7 +32,7 @@ from core.data.tensor_cache import IMPORT_CACHE_MAX_SIDE
 from core.data.thumbnails import write_thumbnail
 from core.errors import ImageLabError
 
-KEEP_MAX_SIDE = IMPORT_CACHE_MAX_SIDE   # images up to this side keep their pixels for the import's cache
+KEEP_MAX_SIDE = IMPORT_CACHE_MAX_SIDE   # images up to this side keep pixels for the import's cache
 _EXT = {"PNG": "png", "JPEG": "jpg", "GIF": "gif", "BMP": "bmp", "TIFF": "tif", "WEBP": "webp",
         "PPM": "ppm"}
 

@@ -1,0 +1,69 @@
+"""Handlers of ``python -m core runs list|show|stop|resume`` (parsers: ``core/cli/runs.py``)."""
+
+from __future__ import annotations
+
+import time
+
+from core.cli.output import emit, table
+from core.training import jobs
+from core.training.runs import get_run, list_runs, read_log, read_metrics, read_status
+
+
+def cmd_list(args, ws) -> int:
+    jobs.refresh(ws)
+    rows = [_row(r) for r in list_runs(ws, args.limit, args.dataset)]
+    emit(args, rows, lambda rs: table(rs, ["run_id", "dataset", "arch", "status", "epochs",
+                                           "val_accuracy", "created", "message"]))
+    return 0
+
+
+def cmd_show(args, ws) -> int:
+    jobs.refresh(ws)
+    run = get_run(ws, args.run_id)
+    epochs = [m for m in read_metrics(run.folder) if m.get("type") == "epoch"]
+    data = {**run.to_dict(), "progress": read_status(run.folder), "epochs": epochs,
+            "log_tail": read_log(run.folder, 20)}
+
+    def human(d):
+        head = (f"run {d['id']} on {d['dataset']}: {d['status']}"
+                + (f" — {d['message']}" if d["message"] else "") + f"\nfolder {d['folder']}\n")
+        rows = [{"epoch": e["epoch"] + 1, "train_loss": f"{e['train_loss']:.4f}",
+                 "train_acc": f"{e['train_accuracy']:.4f}", "val_loss": f"{e['val_loss']:.4f}",
+                 "val_acc": f"{e['val_accuracy']:.4f}", "img/s": f"{e['images_per_sec']:.0f}"}
+                for e in d["epochs"]]
+        return head + table(rows, ["epoch", "train_loss", "train_acc", "val_loss", "val_acc",
+                                   "img/s"]) + ("\n\nlog:\n" + d["log_tail"] if d["log_tail"] else "")
+    emit(args, data, human)
+    return 0
+
+
+def cmd_stop(args, ws) -> int:
+    jobs.refresh(ws)
+    run = jobs.stop_run(ws, args.run_id)
+    if args.wait:
+        while run.status in ("running", "queued"):
+            time.sleep(0.5)
+            jobs.refresh(ws)
+            run = get_run(ws, args.run_id)
+    emit(args, {"run_id": run.id, "status": run.status, "message": run.message},
+         lambda d: f"run {d['run_id']}: {d['status']}"
+                   + ("" if d["status"] != "running" else " (stop requested)"))
+    return 0
+
+
+def cmd_resume(args, ws) -> int:
+    jobs.refresh(ws)
+    run = jobs.resume_run(ws, args.run_id)
+    emit(args, {"run_id": run.id, "status": run.status},
+         lambda d: f"run {d['run_id']}: {d['status']} (resuming from its last checkpoint)")
+    return 0
+
+
+def _row(run) -> dict:
+    m = run.metrics or {}
+    acc = m.get("val_accuracy")
+    return {"run_id": run.id, "dataset": run.dataset, "arch": run.config.get("arch"),
+            "status": run.status, "epochs": f"{m.get('epochs', 0)}/{run.config.get('epochs')}",
+            "val_accuracy": None if acc is None else round(acc, 4),
+            "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(run.created_at)),
+            "message": run.message.splitlines()[0] if run.message else ""}
