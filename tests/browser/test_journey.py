@@ -144,7 +144,7 @@ def test_new_user_journey(browser, make_run_server, tmp_path):
     assert points.count() == 9
     # The cell to click is read from the matrix's own counts (row-major, true × predicted),
     # never fixed: the fullest cell always has images, whatever this machine's model learnt.
-    counts = [int(t) for t in chart.locator(".scatterlayer .textpoint text").all_inner_texts()]
+    counts = [int(t) for t in chart.locator(".scatterlayer .textpoint text").all_text_contents()]
     assert len(counts) == 9 and sum(counts) > 0, counts
     cell = max(range(9), key=lambda k: (counts[k], k // 3 == k % 3))
     true, predicted = CLASSES[cell // 3], CLASSES[cell % 3]
