@@ -33,7 +33,7 @@ from core.data.samples import import_sample
 from core.inference.predictor import decode_for_prediction, load_run_model, predict_one
 from core.store.workspace import open_workspace
 from core.training.config import TrainConfig
-from core.training.engine import train_run
+from core.training.run import train_run
 from core.training.runs import create_run
 
 REPO = Path(__file__).resolve().parent.parent

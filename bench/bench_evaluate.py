@@ -35,7 +35,7 @@ def run() -> list[Result]:
     from core.inference.predictor import load_run_model
     from core.store.workspace import open_workspace
     from core.training.config import TrainConfig
-    from core.training.engine import train_run
+    from core.training.run import train_run
     from core.training.runs import create_run
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-eval-"))

@@ -36,8 +36,10 @@ TARGETS = {1: 15.0, 2: 10.0}
 
 def _train_few_shot(ws, cfg, positions, test):
     from core.finetune.fewshot import accuracy_on, restrict_train
-    from core.training.engine import build_trainer, train_one_epoch
-    t = build_trainer(ws, cfg)
+    from core.finetune.callback import FineTuning
+    from core.training.loop import train_one_epoch
+    from core.training.run import build_trainer
+    t = build_trainer(ws, cfg, callbacks=[FineTuning()])    # a no-op for the scratch config
     restrict_train(t, positions)
     for epoch in range(cfg.epochs):     # no per-epoch validation: only the test figure counts
         t.epoch, t.step, t.accum = epoch, 0, {}
@@ -54,7 +56,7 @@ def run() -> list[Result]:
     from core.store.workspace import open_workspace
     from core.training.config import TrainConfig
     from core.training.data import load_training_data
-    from core.training.engine import train_run
+    from core.training.run import train_run
     from core.training.runs import create_run, prepare_config
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-finetune-"))

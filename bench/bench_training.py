@@ -47,7 +47,7 @@ def _workspace(tmp: Path):
 
 def _engine_trainer(ws):
     from core.training.config import TrainConfig
-    from core.training.engine import build_trainer
+    from core.training.run import build_trainer
     from core.training.runs import prepare_config
     cfg = prepare_config(ws, TrainConfig(dataset="shapes", batch_size=BATCH, image_size=SIZE,
                                          epochs=EPOCHS_TIMED + 1, log_every=10_000))
@@ -55,7 +55,7 @@ def _engine_trainer(ws):
 
 
 def bench_engine(ws) -> tuple[float, dict]:
-    from core.training.engine import train_one_epoch
+    from core.training.loop import train_one_epoch
     t = _engine_trainer(ws)
     t.steps_per_epoch, full = 3, t.steps_per_epoch
     train_one_epoch(t)                              # warm-up

@@ -21,6 +21,7 @@ from core.device import available_devices
 from core.labels.history import list_actions
 from core.training.config import BALANCE, CROPS, OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig
 from core.training.data import BatchAugment, load_training_data
+from core.training.estimate import estimate_epoch_seconds
 from core.training.runs import prepare_config
 
 LRS = [float(f"{m}e{e}") for e in range(-5, 0) for m in (1, 2, 5)] + [1.0]
@@ -133,7 +134,6 @@ def augmentation_preview(ws, cfg: TrainConfig, count: int = 16) -> None:
 
 def epoch_estimate(ws, cfg: TrainConfig) -> None:
     """Time a few real steps and show seconds per epoch and for the whole run."""
-    from core.training.engine import estimate_epoch_seconds
     if not st.button("Estimate time per epoch", key="train_estimate"):
         return
     with st.spinner("Timing a few training steps…"):

@@ -53,7 +53,7 @@ def python_env(home: Path) -> dict:
 def _trained_master(_samples_master, tmp_path_factory):
     """The sample workspace plus one small finished digits run (trained for real)."""
     from core.training.config import TrainConfig
-    from core.training.engine import train_run
+    from core.training.run import train_run
     from core.training.runs import create_run
     root = tmp_path_factory.mktemp("trained") / "ws"
     shutil.copytree(_samples_master, root)

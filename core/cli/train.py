@@ -2,15 +2,12 @@
 background (``--background``), or as one rank of ``torchrun --nproc-per-node N -m core train …``.
 
 ``--run-dir`` (with ``--resume``) is how background jobs run an existing run's folder.
+The parser; the handler is in ``core/cli/commands/train.py``.
 """
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-
-from core.cli.output import StderrProgress, emit, log
-from core.errors import ImageLabError
 
 # CLI flag -> TrainConfig field, for every option the CLI exposes directly
 _OPTIONS = [
@@ -61,81 +58,4 @@ def register(sub, common) -> None:
     p.add_argument("--run-dir", help=argparse.SUPPRESS)
     p.add_argument("--resume", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--job-id", type=int, help=argparse.SUPPRESS)
-    p.set_defaults(func=cmd_train)
-
-
-def config_from_args(args):
-    from core.training.config import TrainConfig
-    cfg = TrainConfig.from_file(args.config) if args.config else TrainConfig()
-    data = cfg.to_dict()
-    if args.dataset:
-        data["dataset"] = args.dataset
-    for flag, _, _ in _OPTIONS:
-        key = flag[2:].replace("-", "_")
-        value = getattr(args, key)
-        if value is not None:
-            data[key] = value
-    for key in ("flip", "channels_last", "deterministic"):
-        if getattr(args, key) is not None:
-            data[key] = getattr(args, key)
-    return TrainConfig.from_dict(data)
-
-
-def cmd_train(args, ws) -> int:
-    from core.training import jobs
-    from core.training.callbacks import ConsoleProgress
-    from core.training.ddp import DistContext
-    from core.training.engine import train_run
-    from core.training.runs import create_run
-
-    if args.run_dir:                      # a background job (or a resume) of an existing run
-        run_id = Path(args.run_dir).name
-        status = "failed"
-        try:
-            summary = train_run(ws, run_id, resume=args.resume, callbacks=[ConsoleProgress()],
-                                progress=StderrProgress())
-            status = "done"
-        finally:
-            jobs.finish_job(ws, args.job_id, status)
-        emit(args, summary, _human)
-        return 0
-
-    if not args.dataset and not args.config:
-        raise ImageLabError("choose a dataset: python -m core train --dataset NAME")
-    cfg = config_from_args(args)
-    if args.background:
-        run = jobs.start_run(ws, cfg, name=args.name)
-        emit(args, {"run_id": run.id, "status": run.status, "folder": str(run.folder)},
-             lambda d: f"run {d['run_id']} {d['status']} (watch it: python -m core runs show "
-                       f"{d['run_id']})")
-        return 0
-
-    dist = DistContext.from_env()
-    run_id = None
-    if dist.enabled:
-        from core.device import pick_device
-        dist.init(pick_device(cfg.device).split(":")[0])
-    try:
-        if dist.is_main:
-            run_id = create_run(ws, cfg, status="queued", name=args.name).id
-            log(f"run {run_id} created in {ws.runs_dir / run_id}")
-    finally:
-        run_id = dist.broadcast_object(run_id)
-    if run_id is None:
-        raise ImageLabError("rank 0 could not create the run (see its error)")
-    try:
-        summary = train_run(ws, run_id, callbacks=[ConsoleProgress()], dist=dist,
-                            progress=StderrProgress())
-    finally:
-        dist.close()
-    if dist.is_main:
-        emit(args, summary, _human)
-    return 0
-
-
-def _human(s: dict) -> str:
-    m = s["metrics"]
-    acc = f"{m['val_accuracy']:.4f}" if m.get("val_accuracy") is not None else "–"
-    return (f"run {s['run_id']}: {s['status']}"
-            + (f" ({s['message']})" if s.get("message") else "")
-            + f"\nval accuracy {acc}, {m['epochs']} epochs, {m['seconds']:.1f}s")
+    p.set_defaults(func="core.cli.commands.train:cmd_train")

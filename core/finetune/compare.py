@@ -13,9 +13,13 @@ from __future__ import annotations
 import json
 import time
 
+from core.finetune.callback import FineTuning
 from core.finetune.setup import FinetuneConfig, prepare_finetune, start_finetune
 from core.store.workspace import Workspace, atomic_write_text
+from core.training import jobs
 from core.training.config import TrainConfig
+from core.training.loop import evaluate, train_one_epoch
+from core.training.run import build_trainer
 from core.training.runs import Run, get_run
 
 PROBES = {"head only (linear probe)": {"freeze": "head"},
@@ -23,7 +27,7 @@ PROBES = {"head only (linear probe)": {"freeze": "head"},
 
 
 def start_comparison(ws: Workspace, cfg: TrainConfig, ft: FinetuneConfig) -> tuple[Run, Run]:
-    from core.training import jobs
+    """Queue the fine-tuning run and a from-scratch run with the same budget; returns both."""
     run = start_finetune(ws, cfg, ft, name="compare: fine-tuned")
     rc = run.config
     scratch_cfg = TrainConfig(**{**cfg.to_dict(), "arch": rc["arch"], "image_size":
@@ -37,6 +41,7 @@ def start_comparison(ws: Workspace, cfg: TrainConfig, ft: FinetuneConfig) -> tup
 
 
 def comparison_of(ws: Workspace, run_id: str) -> dict | None:
+    """The pair recorded in the run's ``compare.json``, or None."""
     try:
         return json.loads((ws.runs_dir / run_id / "compare.json").read_text())
     except (OSError, ValueError):
@@ -44,18 +49,18 @@ def comparison_of(ws: Workspace, run_id: str) -> dict | None:
 
 
 def latest_comparison(ws: Workspace) -> dict | None:
+    """The most recently started comparison of the workspace, or None."""
     found = sorted(ws.runs_dir.glob("*/compare.json"), key=lambda p: p.stat().st_mtime)
     return comparison_of(ws, found[-1].parent.name) if found else None
 
 
 def quick_probe(ws: Workspace, cfg: TrainConfig, source: str, *, steps: int = 40) -> list[dict]:
     """Head-only vs full fine-tuning, ``steps`` steps each, in memory: validation accuracy."""
-    from core.training.engine import build_trainer, evaluate, train_one_epoch
     out = []
     for label, opts in PROBES.items():
         prep = prepare_finetune(ws, cfg, FinetuneConfig(source, **opts))
         t0 = time.perf_counter()
-        t = build_trainer(ws, prep.cfg)
+        t = build_trainer(ws, prep.cfg, callbacks=[FineTuning()])
         per_epoch = t.steps_per_epoch
         done = 0
         while done < steps:

@@ -14,7 +14,8 @@ from core.errors import ImageLabError
 from core.store.workspace import Workspace
 from core.data.tensor_cache import load_cache
 from core.training.data import Split, labelled_images
-from core.training.engine import Trainer, evaluate
+from core.training.loop import evaluate
+from core.training.trainer import Trainer
 
 
 def few_shot_positions(labels: torch.Tensor, k: int, seed: int) -> torch.Tensor:

@@ -5,7 +5,9 @@ exponentially from ``start_lr`` to ``end_lr``; record the loss, smoothed with an
 exponential moving average (bias-corrected), and stop once it exceeds ``diverge`` times
 its minimum. Suggestions: the rate of steepest descent of the smoothed loss (against
 log LR) and the rate of the minimum divided by 10. Nothing is saved: the trainer is built
-in memory and thrown away. Frozen groups and per-group multipliers apply as in training.
+in memory and thrown away. Each step is training's own ``train_step`` (gradient clipping,
+mixed precision); frozen groups and per-group multipliers apply through the same
+``FineTuning`` callback as in training.
 """
 
 from __future__ import annotations
@@ -16,24 +18,27 @@ import numpy as np
 import torch
 
 from core.errors import ImageLabError
+from core.finetune.callback import FineTuning
 from core.store.workspace import Workspace
 from core.training.config import TrainConfig
 from core.training.data import epoch_order
-from core.training.engine import build_trainer
+from core.training.loop import prepare_batch, train_step
+from core.training.run import build_trainer
 
 
 def lr_find(ws: Workspace, cfg: TrainConfig, *, start_lr: float = 1e-5, end_lr: float = 10.0,
             steps: int = 80, smooth: float = 0.9, diverge: float = 4.0) -> dict:
-    """``cfg`` must be resolved (``prepare_config`` or ``prepare_finetune(...).cfg``)."""
+    """The range test for ``cfg``, which must be resolved (``prepare_config`` or
+    ``prepare_finetune(...).cfg``): rates, smoothed and raw losses, and the suggestions."""
     if not 0 < start_lr < end_lr:
         raise ImageLabError("the LR range needs 0 < start < end")
     if steps < 10:
         raise ImageLabError("the LR finder needs at least 10 steps")
-    t = build_trainer(ws, cfg)
-    model, data = t.model, t.data
-    model.train()
-    if t.epoch_start is not None:
-        t.epoch_start(t)
+    finetuning = FineTuning()                 # a no-op for a from-scratch config
+    t = build_trainer(ws, cfg, callbacks=[finetuning])
+    data = t.data
+    t.model.train()
+    t.callbacks.on_train_epoch_start(t)
     ratio = (end_lr / start_lr) ** (1 / (steps - 1))
     lrs, raw, smoothed = [], [], []
     avg, best = 0.0, math.inf
@@ -44,25 +49,10 @@ def lr_find(ws: Workspace, cfg: TrainConfig, *, start_lr: float = 1e-5, end_lr: 
         if i % per_epoch == 0:
             order = epoch_order(len(data.train), i // per_epoch, cfg.seed, t.sampler_weights)
         j = (i % per_epoch) * bs
-        idx = order[j:j + bs]
-        x = t.augment(data.train.batch(idx, t.device), t.aug_rng)
-        if cfg.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        y = data.train.labels[idx.to(data.train.labels.device)]
+        x, y = prepare_batch(t, data.train, order[j:j + bs], train=True)
         lr = start_lr * ratio ** i
-        for group in t.optimizer.param_groups:
-            group["lr"] = lr * group.get("lr_mult", 1.0)
-        with t.autocast():
-            loss = t.criterion(model(x).float(), y)
-        t.optimizer.zero_grad(set_to_none=True)
-        if t.scaler is not None:
-            t.scaler.scale(loss).backward()
-            t.scaler.step(t.optimizer)
-            t.scaler.update()
-        else:
-            loss.backward()
-            t.optimizer.step()
-        value = float(loss.detach())
+        loss, _ = train_step(t, x, y, lr)
+        value = float(loss)
         if not math.isfinite(value):
             break
         avg = smooth * avg + (1 - smooth) * value
@@ -78,7 +68,7 @@ def lr_find(ws: Workspace, cfg: TrainConfig, *, start_lr: float = 1e-5, end_lr: 
                             "start the range lower")
     return {"lrs": lrs, "losses": smoothed, "raw_losses": raw, **suggest(lrs, smoothed),
             "start_lr": start_lr, "end_lr": end_lr, "steps": len(lrs),
-            "frozen": list(t.epoch_start.frozen) if t.epoch_start is not None else []}
+            "frozen": finetuning.frozen}
 
 
 FLAT_DROP = 0.05   # the loss must fall by 5% before the steepest point means anything

@@ -6,9 +6,9 @@ group list, gradual unfreezing after K epochs, per-group learning-rate multiplie
 follow the source; the head is rebuilt for the new classes) and stores the result in
 ``TrainConfig.finetune``. ``create_finetune_run`` also writes ``runs/<id>/init.pt`` (the
 adapted starting weights) so a run never depends on its source again, and records the
-source (``parent_run_id`` for a workspace run). The engine calls ``apply_finetune`` from
-``build_trainer``: it loads ``init.pt``, builds per-group optimizer groups, and installs
-the freeze schedule that runs at every epoch start.
+source (``parent_run_id`` for a workspace run). Training applies the section through the
+``FineTuning`` callback (``core.finetune.callback``): it loads ``init.pt``, builds
+per-group optimizer groups, and freezes groups at every epoch start.
 """
 
 from __future__ import annotations
@@ -17,19 +17,17 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
-
 from core.device import pick_device
 from core.errors import ImageLabError
-from core.finetune.groups import (FreezeSchedule, layer_groups, param_groups, resolve_freeze,
-                                  resolve_lr_mults)
+from core.finetune.groups import layer_groups, resolve_freeze, resolve_lr_mults
 from core.finetune.heads import adapt_state
 from core.finetune.sources import SourceWeights, resolve_source
 from core.models import create_model
 from core.store.workspace import Workspace, atomic_write_text
-from core.training.checkpoint import load_checkpoint, save_checkpoint
+from core.training import jobs
+from core.training.checkpoint import save_checkpoint
 from core.training.config import TrainConfig
-from core.training.data import BatchAugment, dataset_facts
+from core.training.data import dataset_facts
 from core.training.runs import Run, create_run, get_run, prepare_config
 
 INIT_FILE = "init.pt"
@@ -122,49 +120,15 @@ def create_finetune_run(ws: Workspace, cfg: TrainConfig, ft: FinetuneConfig, *,
 
 def start_finetune(ws: Workspace, cfg: TrainConfig, ft: FinetuneConfig, *, name: str = "") -> Run:
     """Create a fine-tuning run and queue it as a background job."""
-    from core.training import jobs
     run = create_finetune_run(ws, cfg, ft, name=name)
-    jobs._enqueue(ws, run.id, resume=False)
+    jobs.enqueue(ws, run.id, resume=False)
     jobs.dispatch(ws)
     return get_run(ws, run.id)
 
 
 def read_finetune_info(folder: Path) -> dict:
+    """The run folder's ``finetune.json`` (source, head report, groups), or {} if absent."""
     try:
         return json.loads((folder / "finetune.json").read_text())
     except (OSError, ValueError):
         return {}
-
-
-def apply_finetune(t, run_dir: Path | None, ws: Workspace | None = None) -> None:
-    """The engine's hook: starting weights, per-group optimizer, freeze schedule."""
-    ft = t.cfg.finetune
-    path = run_dir / INIT_FILE if run_dir is not None else None
-    if path is not None and path.exists():
-        init = load_checkpoint(path, map_location="cpu")
-    elif ws is not None:
-        init = prepare_finetune(ws, t.cfg, FinetuneConfig(
-            ft["source"], ft.get("freeze", "none"), ft.get("unfreeze_after", 0),
-            ft.get("lr_mults") or "")).init
-    else:
-        raise ImageLabError("a fine-tuning run needs its init.pt or a workspace to load from")
-    model = t.bare_model
-    model.load_state_dict(init["model"])
-    if init.get("mean") and init.get("std"):
-        t.data.mean, t.data.std = list(init["mean"]), list(init["std"])
-        t.augment = BatchAugment(t.cfg, t.data.mean, t.data.std, t.data.channels)
-    groups = layer_groups(model)
-    names = [g.name for g in groups]
-    mults = resolve_lr_mults(ft.get("lr_mults") or "", names)
-    frozen = ft.get("frozen")
-    if frozen is None:
-        frozen = resolve_freeze(ft.get("freeze", "none"), names)
-    t.optimizer = build_group_optimizer(param_groups(model, groups, mults, t.cfg.weight_decay),
-                                        t.cfg)
-    t.epoch_start = FreezeSchedule(groups, frozen, int(ft.get("unfreeze_after") or 0))
-
-
-def build_group_optimizer(groups: list[dict], cfg: TrainConfig) -> torch.optim.Optimizer:
-    """The configured optimizer over per-layer-group param groups."""
-    from core.training.engine import optimizer_for
-    return optimizer_for(groups, cfg)

@@ -1,44 +1,46 @@
-"""Progress as callbacks (as in Lightning): the engine calls them and knows no UI.
+"""The callbacks the engine ships (as in Lightning): the engine calls them and knows no UI.
+
+Reports (rank 0):
 
 - ``RunFiles`` appends to ``metrics.jsonl`` and rewrites ``status.json`` atomically;
 - ``RunDatabase`` keeps the run's row (status, summary metrics) current;
 - ``ConsoleProgress`` prints lines on stderr for the CLI.
+
+Run behaviour (``train_run`` installs them for every run):
+
+- ``Checkpointing`` saves ``best.pt`` and ``last.pt`` after each epoch and ``last.pt`` on
+  a stop (the mid-epoch ``last.pt`` is the loop's, as it needs the partial sums);
+- ``EarlyStopping`` ends the run after N epochs without a better validation accuracy;
+- ``ValPredictions`` writes the best model's softmax rows on the validation split, for
+  label review (``predictions_val.npz``).
+
+The hooks are documented on ``Callback`` (``core.training.trainer``).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 import time
 from pathlib import Path
 
-from core.store.workspace import Workspace, atomic_write_text
+import numpy as np
+import torch
 
+from core.store.workspace import Workspace, atomic_write_bytes, atomic_write_text
+from core.training.checkpoint import load_checkpoint
+from core.training.loop import predict_probs
+from core.training.trainer import Callback, CallbackList, Trainer
 
-class Callback:
-    def on_start(self, info: dict) -> None: ...
-    def on_step(self, m: dict) -> None: ...
-    def on_epoch_end(self, m: dict) -> None: ...
-    def on_checkpoint(self, path: Path, kind: str) -> None: ...
-    def on_end(self, summary: dict) -> None: ...
-
-
-class CallbackList(Callback):
-    def __init__(self, callbacks: list[Callback]):
-        self.callbacks = callbacks
-
-    def _each(self, name: str, *args) -> None:
-        for cb in self.callbacks:
-            getattr(cb, name)(*args)
-
-    def on_start(self, info): self._each("on_start", info)
-    def on_step(self, m): self._each("on_step", m)
-    def on_epoch_end(self, m): self._each("on_epoch_end", m)
-    def on_checkpoint(self, path, kind): self._each("on_checkpoint", path, kind)
-    def on_end(self, summary): self._each("on_end", summary)
+__all__ = ["Callback", "CallbackList", "Checkpointing", "ConsoleProgress", "EarlyStopping",
+           "RunDatabase", "RunFiles", "ValPredictions", "write_val_predictions"]
 
 
 class RunFiles(Callback):
+    """The run folder's ``metrics.jsonl`` (one line per logging step and epoch) and
+    ``status.json`` (what the run is doing now)."""
+
     def __init__(self, run_dir: Path):
         self.run_dir = run_dir
         self.status: dict = {}
@@ -94,6 +96,8 @@ class RunFiles(Callback):
 
 
 class RunDatabase(Callback):
+    """The run's row: running with its pid, summary metrics per epoch, the final status."""
+
     def __init__(self, ws: Workspace, run_id: str):
         self.ws, self.run_id = ws, run_id
 
@@ -121,6 +125,8 @@ class RunDatabase(Callback):
 
 
 class ConsoleProgress(Callback):
+    """Human progress lines on stderr (a step line at most every ``every`` seconds)."""
+
     def __init__(self, stream=None, every: float = 2.0):
         self.stream = stream or sys.stderr
         self.every, self._last = every, 0.0
@@ -150,3 +156,62 @@ class ConsoleProgress(Callback):
     def on_end(self, summary: dict) -> None:
         self._print(f"run {summary['run_id']} {summary['status']}"
                     + (f": {summary['message']}" if summary.get("message") else ""))
+
+
+class Checkpointing(Callback):
+    """``best.pt`` when the validation accuracy improved and ``last.pt`` after every epoch;
+    ``last.pt`` when the run stops. Runs on every rank (only rank 0 writes)."""
+
+    rank_zero_only = False
+
+    def on_validation_end(self, trainer: Trainer, record: dict) -> None:
+        if record["best_epoch"] == record["epoch"]:
+            trainer.save("best.pt")
+        trainer.save("last.pt")
+
+    def on_fit_end(self, trainer: Trainer, status: str) -> None:
+        if status == "stopped":
+            trainer.save("last.pt")
+
+
+class EarlyStopping(Callback):
+    """End the run after ``patience`` epochs without a better validation accuracy
+    (0: never). Runs on every rank, so all of them stop together."""
+
+    rank_zero_only = False
+
+    def __init__(self, patience: int):
+        self.patience = patience
+
+    def on_validation_end(self, trainer: Trainer, record: dict) -> None:
+        if self.patience and trainer.epochs_since_best >= self.patience:
+            trainer.stop_reason = "early_stopped"
+
+
+class ValPredictions(Callback):
+    """When the run finishes (or stops early for no progress), write the best model's
+    validation predictions to ``path`` for label review."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def on_fit_end(self, trainer: Trainer, status: str) -> None:
+        if status in ("finished", "early_stopped"):
+            write_val_predictions(trainer, self.path)
+
+
+@torch.inference_mode()
+def write_val_predictions(t: Trainer, path: Path) -> None:
+    """Softmax rows of the best model on the validation split (held out: never trained on),
+    for label review: ``image_ids``, ``probs``, ``class_names``, ``source='val'``,
+    ``label_version``."""
+    model = t.bare_model
+    if t.run_dir is not None and (t.run_dir / "best.pt").exists():
+        model.load_state_dict(load_checkpoint(t.run_dir / "best.pt", t.device)["model"])
+    split = t.data.val
+    probs = predict_probs(t, model, split)
+    buf = io.BytesIO()
+    np.savez(buf, image_ids=split.image_ids, probs=probs.numpy().astype(np.float32),
+             class_names=np.array(t.data.class_names, dtype=str), source=np.array("val"),
+             label_version=np.array(t.data.label_version, dtype=np.int64))
+    atomic_write_bytes(path, buf.getvalue())

@@ -23,6 +23,7 @@ from torchvision.transforms.v2 import functional as TF
 from core.data.catalog import get_dataset_id, label_version
 from core.data.tensor_cache import dataset_channels, load_cache, native_size
 from core.errors import ImageLabError
+from core.labels.history import labels_at_version
 from core.store.workspace import Workspace
 
 IN_MEMORY_LIMIT = 1 << 30
@@ -76,7 +77,6 @@ def labelled_images(ws: Workspace, dataset: str, version: int | None = None
     if not 0 <= version <= current:
         raise ImageLabError(f"dataset {dataset!r} has no label version {version} "
                             f"(the current one is {current})")
-    from core.labels.history import labels_at_version
     at = labels_at_version(ws, dataset, version)
     present = {n for n in at.values() if n is not None}
     names = [n for n in names if n in present] + sorted(present - set(names))

@@ -25,11 +25,10 @@ from core.device import pick_device
 from core.errors import ImageLabError
 from core.store.workspace import Workspace
 from core.training.config import TrainConfig
-from core.training.runs import (FINAL, Run, create_run, get_run, read_log, run_folder,
-                                set_status)
+from core.training.runs import (FINAL, STOP_FILE, Run, create_run, get_run, read_log,
+                                run_folder, set_status)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-STOP_FILE = "STOP"
 
 
 def device_key(cfg_device: str) -> str:
@@ -40,7 +39,7 @@ def device_key(cfg_device: str) -> str:
 def start_run(ws: Workspace, cfg: TrainConfig, *, name: str = "") -> Run:
     """Create a run and queue it; it starts at once when its device is idle."""
     run = create_run(ws, cfg, status="queued", name=name)
-    _enqueue(ws, run.id, resume=False)
+    enqueue(ws, run.id, resume=False)
     dispatch(ws)
     return get_run(ws, run.id)
 
@@ -54,7 +53,7 @@ def resume_run(ws: Workspace, run_id: str) -> Run:
     # No checkpoint yet (stopped or killed before the first save): start it over.
     set_status(ws, run_id, "queued", "waiting to resume" if has_checkpoint else
                "no checkpoint yet: restarting from the beginning")
-    _enqueue(ws, run_id, resume=has_checkpoint)
+    enqueue(ws, run_id, resume=has_checkpoint)
     dispatch(ws)
     return get_run(ws, run_id)
 
@@ -75,7 +74,7 @@ def stop_run(ws: Workspace, run_id: str) -> Run:
     return get_run(ws, run_id)
 
 
-def _enqueue(ws: Workspace, run_id: str, resume: bool) -> None:
+def enqueue(ws: Workspace, run_id: str, resume: bool) -> None:
     cfg = json.loads((run_folder(ws, run_id) / "config.json").read_text())
     args = ["--resume"] if resume else []
     with ws.write() as conn:

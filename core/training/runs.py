@@ -20,6 +20,7 @@ from core.training.config import TrainConfig, resolve_config
 from core.training.data import dataset_facts
 
 FINAL = ("finished", "stopped", "failed")
+STOP_FILE = "STOP"           # in a run folder while a stop is requested (checked at every step)
 
 
 @dataclass

@@ -14,7 +14,7 @@ from core.evaluation.analysis import cell_images
 from core.evaluation.evaluate import stored_predictions
 from core.store.workspace import open_workspace
 from core.training.config import TrainConfig
-from core.training.engine import train_run
+from core.training.run import train_run
 from core.training.runs import create_run
 from tests.browser.conftest import assert_no_exception_box, open_app, screenshot, wait_for_app
 from tests.browser.test_labels import choose, settle

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from core.errors import ImageLabError
+from core.finetune.callback import FineTuning
 from core.finetune.groups import layer_groups, resolve_freeze, resolve_lr_mults
 from core.finetune.lr_finder import lr_find
 from core.finetune.setup import FinetuneConfig, create_finetune_run, prepare_finetune
@@ -17,7 +18,9 @@ from core.finetune.sources import resolve_source
 from core.models import create_model
 from core.training.checkpoint import load_checkpoint
 from core.training.config import TrainConfig
-from core.training.engine import build_trainer, set_lr, train_one_epoch, train_run
+from core.training.loop import train_one_epoch
+from core.training.optim import set_lr
+from core.training.run import build_trainer, train_run
 from core.training.runs import get_run
 from tests.conftest import REPO, python_env
 
@@ -61,7 +64,7 @@ def test_run_to_finetune_on_another_dataset_keeps_shared_head_rows(trained_works
     with ws.db() as conn:
         row = conn.execute("SELECT kind, parent_run_id FROM runs WHERE id=?", (run.id,)).fetchone()
     assert tuple(row) == ("finetune", run_id)
-    summary = train_run(ws, run.id)
+    summary = train_run(ws, run.id, callbacks=[FineTuning()])
     assert summary["status"] == "finished"
     assert get_run(ws, run.id).config["finetune"]["origin"]["kind"] == "run"
     # classes that are not shared get fresh rows, and the report says so
@@ -73,7 +76,7 @@ def test_frozen_groups_do_not_move_and_their_batchnorm_stats_stay(trained_worksp
     ws, run_id = trained_workspace
     prep = prepare_finetune(ws, _cfg("mnist-5k", batch_size=128),
                             FinetuneConfig(run_id, freeze="head"))
-    t = build_trainer(ws, prep.cfg)
+    t = build_trainer(ws, prep.cfg, callbacks=[FineTuning()])
     t.steps_per_epoch = 3
     before = {k: v.clone() for k, v in t.bare_model.state_dict().items()}
     assert train_one_epoch(t)
@@ -90,7 +93,7 @@ def test_lr_multipliers_land_in_the_optimizer(trained_workspace):
     ws, run_id = trained_workspace
     prep = prepare_finetune(ws, _cfg("mnist-5k"), FinetuneConfig(
         run_id, lr_mults="stem=0.1,stage2=0.25"))
-    t = build_trainer(ws, prep.cfg)
+    t = build_trainer(ws, prep.cfg, callbacks=[FineTuning()])
     set_lr(t.optimizer, 0.2)
     by_group = {g["group"]: g["lr"] for g in t.optimizer.param_groups}
     assert by_group == pytest.approx({"stem": 0.02, "stage2": 0.05, "stage3": 0.2, "head": 0.2})
@@ -102,7 +105,7 @@ def test_gradual_unfreezing_switches_at_epoch_k(trained_workspace):
     ws, run_id = trained_workspace
     prep = prepare_finetune(ws, _cfg("mnist-5k", epochs=3),
                             FinetuneConfig(run_id, freeze="head", unfreeze_after=2))
-    t = build_trainer(ws, prep.cfg)
+    t = build_trainer(ws, prep.cfg, callbacks=[FineTuning()])
     t.steps_per_epoch = 2
     stem = t.bare_model[0].weight
     for epoch, trainable in ((0, False), (1, False), (2, True)):
@@ -150,7 +153,7 @@ def test_imagenet_weights_placed_in_torch_home_load_offline(sample_workspace, tm
     assert torch.equal(prep.init["model"]["layer3.0.conv1.weight"],
                        placed["layer3.0.conv1.weight"])
     assert prep.cfg.finetune["frozen"] == ["stem", "layer1", "layer2", "layer3"]
-    t = build_trainer(sample_workspace, prep.cfg)
+    t = build_trainer(sample_workspace, prep.cfg, callbacks=[FineTuning()])
     t.steps_per_epoch = 1
     assert train_one_epoch(t)
     assert t.data.mean == pytest.approx([0.449])

@@ -16,7 +16,8 @@ from core.errors import ImageLabError
 from core.training.callbacks import Callback
 from core.training.checkpoint import load_checkpoint
 from core.training.config import TrainConfig
-from core.training.engine import STOP_FILE, train_run
+from core.training.run import train_run
+from core.training.runs import STOP_FILE
 from core.training.runs import create_run, get_run, read_metrics, read_status
 from tests.conftest import REPO, python_env
 
@@ -71,7 +72,7 @@ def test_cli_user_errors_exit_2_with_one_line(sample_workspace):
 
 def test_yaml_config_with_flag_overrides(sample_workspace, tmp_path):
     from core.cli.main import build_parser
-    from core.cli.train import config_from_args
+    from core.cli.commands.train import config_from_args
     path = tmp_path / "c.yaml"
     path.write_text("dataset: digits\narch: keras-mnist\nepochs: 5\nlr: 0.01\nflip: true\n")
     args = build_parser().parse_args(["train", "--config", str(path), "--epochs", "2"])
@@ -251,13 +252,13 @@ class Checkpoints(Callback):
 def test_a_killed_trainer_resumes_from_its_last_mid_epoch_checkpoint(sample_workspace, monkeypatch):
     """With a checkpoint at every logging step, a run 'killed' mid-epoch (we resume from its
     last mid-epoch last.pt) ends with the weights of an uninterrupted run."""
-    import core.training.engine as engine
+    import core.training.loop as loop
     ws = sample_workspace
     cfg = TrainConfig(**TINY, deterministic=True, log_every=2, arch="compact")
     straight = create_run(ws, cfg)
     assert train_run(ws, straight.id)["status"] == "finished"
 
-    monkeypatch.setattr(engine, "CHECKPOINT_EVERY_S", 0.0)
+    monkeypatch.setattr(loop, "CHECKPOINT_EVERY_S", 0.0)
     saved = Checkpoints()
     run = create_run(ws, cfg)
     assert train_run(ws, run.id, callbacks=[saved])["status"] == "finished"

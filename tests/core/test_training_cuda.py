@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from core.training.config import TrainConfig
-from core.training.engine import train_run
+from core.training.run import train_run
 from core.training.runs import create_run
 
 pytestmark = [pytest.mark.requires_cuda,

@@ -7,7 +7,8 @@ import torch
 
 from core.training.config import TrainConfig
 from core.training.data import class_weights, epoch_order, sample_weights
-from core.training.engine import lr_factor, train_run
+from core.training.optim import lr_factor
+from core.training.run import train_run
 from core.training.runs import create_run, get_run
 
 

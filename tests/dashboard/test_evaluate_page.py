@@ -6,7 +6,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.labels.history import label_history
 from core.training.config import TrainConfig
-from core.training.engine import train_run
+from core.training.run import train_run
 from core.training.runs import create_run
 from tests.dashboard.apptest import open_page
 
