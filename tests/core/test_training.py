@@ -16,9 +16,10 @@ from core.errors import ImageLabError
 from core.training.callbacks import Callback
 from core.training.checkpoint import load_checkpoint
 from core.training.config import TrainConfig
-from core.training.run import train_run
-from core.training.runs import STOP_FILE
-from core.training.runs import create_run, get_run, read_metrics, read_status
+from core.training.loop import prepare_batch, train_step
+from core.training.run import build_trainer, train_run
+from core.training.runs import (STOP_FILE, create_run, get_run, prepare_config, read_metrics,
+                                read_status)
 from tests.conftest import REPO, python_env
 
 TINY = dict(dataset="digits", image_size=8, epochs=2, batch_size=64, threads=1)
@@ -275,3 +276,78 @@ def test_a_killed_trainer_resumes_from_its_last_mid_epoch_checkpoint(sample_work
     c = _weights(run.folder)                                   # periodic saves changed nothing
     assert all(torch.equal(a[k], c[k]) for k in a)
 
+
+
+class HookLog(Callback):
+    """Records the trainer hooks as (hook, epoch, step) and the trainer they were given."""
+
+    def __init__(self):
+        self.calls, self.trainers = [], set()
+
+    def _note(self, hook, trainer):
+        self.calls.append((hook, trainer.epoch, trainer.step))
+        self.trainers.add(id(trainer))
+
+    def setup(self, trainer):
+        self._note("setup", trainer)
+
+    def on_start(self, info):
+        self.calls.append(("start", info["resume_epoch"], info["resume_global_step"]))
+
+    def on_train_epoch_start(self, trainer):
+        assert trainer.model.training                  # called after model.train()
+        self._note("epoch_start", trainer)
+
+    def on_validation_end(self, trainer, record):
+        assert record["epoch"] == trainer.epoch - 1    # the epoch just validated
+        self._note("validated", trainer)
+
+    def on_fit_end(self, trainer, status):
+        self.calls.append(("fit_end", status, trainer.epoch))
+
+
+def test_callback_trainer_hooks_come_in_order_with_the_trainer(sample_workspace):
+    ws = sample_workspace
+    log = HookLog()
+    run = create_run(ws, TrainConfig(**TINY))
+    assert train_run(ws, run.id, callbacks=[log])["status"] == "finished"
+    assert log.calls == [("setup", 0, 0), ("start", 0, 0),
+                         ("epoch_start", 0, 0), ("validated", 1, 0),
+                         ("epoch_start", 1, 0), ("validated", 2, 0),
+                         ("fit_end", "finished", 2)]
+    assert len(log.trainers) == 1
+
+
+def test_resumed_run_calls_epoch_start_at_its_mid_epoch_step(sample_workspace):
+    ws = sample_workspace
+    run = create_run(ws, TrainConfig(**TINY, log_every=2))
+    assert train_run(ws, run.id, callbacks=[StopAt(run.folder, 0, 4)])["status"] == "stopped"
+    log = HookLog()
+    assert train_run(ws, run.id, resume=True, callbacks=[log])["status"] == "finished"
+    # setup runs before the checkpoint is restored; the epoch restarts at the saved step
+    assert log.calls[:3] == [("setup", 0, 0), ("start", 0, 4), ("epoch_start", 0, 4)]
+
+
+def test_a_finetune_config_without_its_callback_is_refused(sample_workspace):
+    cfg = prepare_config(sample_workspace, TrainConfig(**TINY))
+    cfg.finetune = {"source": "compact:imagenet"}
+    with pytest.raises(ImageLabError, match="no callback applies it.*FineTuning"):
+        build_trainer(sample_workspace, cfg)
+
+
+def test_train_step_clips_the_gradient_norm(sample_workspace):
+    """The one step that training, the LR finder and the probe share honours grad_clip."""
+    norms = {}
+    for clip in (0.0, 0.01):
+        cfg = prepare_config(sample_workspace, TrainConfig(**TINY, grad_clip=clip,
+                                                           precision="fp32"))
+        t = build_trainer(sample_workspace, cfg)
+        x, y = prepare_batch(t, t.data.train, torch.arange(cfg.batch_size), train=True)
+        assert x.shape[0] == cfg.batch_size and y.shape == (cfg.batch_size,)
+        loss, logits = train_step(t, x, y, cfg.lr)
+        assert torch.isfinite(loss) and logits.shape == (cfg.batch_size, 10)
+        grads = [p.grad for p in t.model.parameters() if p.grad is not None]
+        norms[clip] = torch.linalg.vector_norm(torch.stack(
+            [torch.linalg.vector_norm(g) for g in grads])).item()
+    assert norms[0.0] > 0.01                                 # unclipped: larger than the clip
+    assert norms[0.01] == pytest.approx(0.01, rel=1e-3)      # clipped to exactly the norm
