@@ -40,6 +40,8 @@ CPU_IMAGENET_SIZE = 64      # ImageNet weights at 224 px cost ~12× more per ima
 
 @dataclass
 class FinetuneConfig:
+    """What a fine-tuning run starts from and what trains (the user's options)."""
+
     source: str                        # run id | ARCH:imagenet | path to .pt/.pth/.safetensors
     freeze: str | list = "none"        # none | head | last:N | group names
     unfreeze_after: int = 0            # epochs before every group trains; 0 = never
@@ -51,6 +53,8 @@ class FinetuneConfig:
 
 @dataclass
 class FinetuneSetup:
+    """``prepare_finetune``'s result: the resolved config and the adapted start."""
+
     cfg: TrainConfig
     source: SourceWeights
     init: dict                         # {"model": state dict, "mean", "std"}

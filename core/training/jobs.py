@@ -45,6 +45,7 @@ def start_run(ws: Workspace, cfg: TrainConfig, *, name: str = "") -> Run:
 
 
 def resume_run(ws: Workspace, run_id: str) -> Run:
+    """Queue a stopped or failed run again: from its ``last.pt``, or from the start."""
     run = get_run(ws, run_id)
     if run.status not in ("stopped", "failed"):
         raise ImageLabError(f"run {run_id} is {run.status}; only a stopped or failed run "
