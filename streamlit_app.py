@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from core.data.catalog import list_datasets
-from core.runs_overview import recent_runs
+from core.runs_overview import count_runs, recent_runs
 from dashboard.setup import device_info, page_setup
 
 ws = page_setup("Home", "🏠")
@@ -20,7 +20,7 @@ device = device_info()
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Datasets", len(datasets))
 c2.metric("Images", f"{sum(d.num_images for d in datasets):,}")
-c3.metric("Runs", len(runs))
+c3.metric("Runs", count_runs(ws))
 c4.metric("Device", device.type.upper(), help=f"{device.name}, {device.threads} threads, "
           f"torch {device.torch_version}")
 

@@ -11,7 +11,14 @@ import json
 from core.store.workspace import Workspace
 
 
+def count_runs(ws: Workspace) -> int:
+    """How many runs the workspace holds, whatever their status or kind."""
+    with ws.db() as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+
+
 def recent_runs(ws: Workspace, limit: int = 20) -> list[dict]:
+    """The newest ``limit`` runs, newest first, as table rows for the Home page."""
     with ws.db() as conn:
         rows = conn.execute(
             "SELECT r.id, r.kind, r.status, r.name, r.config_json, r.metrics_json, r.created_at, "

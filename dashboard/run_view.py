@@ -95,6 +95,9 @@ def live_run(ws, run_id: str) -> None:
         st.caption("Curves appear after the first steps.")
     with st.expander("Log", expanded=run.status == "failed"):
         st.code(read_log(run.folder, 30) or "(empty)", language="text")
+    if records.skipped:    # last, so that nothing above moves when it appears
+        st.caption(f"{records.skipped} unreadable line{'s' if records.skipped != 1 else ''} "
+                   "in metrics.jsonl (torn or damaged) left out of these figures.")
 
 
 @st.fragment(run_every="2s")

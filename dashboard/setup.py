@@ -57,8 +57,3 @@ def navigation() -> None:
     for path, label, icon in PAGES:
         st.page_link(path, label=label, icon=icon)
 
-
-def not_built_yet(what: str, coming: list[str]) -> None:
-    """Say plainly that a page's work is not built yet, and what it will do."""
-    st.info(f"{what} is not built yet. This page will let you:")
-    st.markdown("\n".join(f"- {item}" for item in coming))

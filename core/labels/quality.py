@@ -9,8 +9,8 @@ than their given one (the off-diagonal of the confident joint) are suspects,
 ranked by self-confidence p(given) or by margin p(given) - max p(other).
 
 The probabilities must be *held-out*: for images the model did not train on
-(the validation split, or out-of-fold predictions from k-fold). A run provides
-them in ``runs/<run_id>/predictions_val.npz`` (see ``load_predictions``).
+(the validation split). A run provides them in ``runs/<run_id>/predictions_val.npz``
+(see ``load_predictions``).
 
 Review decisions (accept the suggestion, keep the label, exclude the image)
 are each one transaction and are remembered in ``label_reviews``.
@@ -31,9 +31,8 @@ from core.labels.common import (ActionResult, class_id_for, class_names_by_id, c
 from core.labels.edits import begin_edit, commit_staged, stage_image_field, stage_labels
 from core.store.workspace import Workspace
 
-PREDICTION_FILES = ("predictions_val.npz", "predictions_kfold.npz")
-SOURCES = {"val": "the validation split (the model never trained on it)",
-           "kfold": "out-of-fold predictions from k-fold cross-validation"}
+PREDICTION_FILE = "predictions_val.npz"     # written by the trainer when a run finishes
+SOURCES = {"val": "the validation split (the model never trained on it)"}
 
 
 @dataclass
@@ -54,7 +53,7 @@ class Ranking:
     suspects: list[Suspect]
     thresholds: dict[str, float]
     num_scored: int
-    source: str = ""                 # "val" or "kfold"
+    source: str = ""                 # "val" (see SOURCES)
     run_id: str = ""
     skipped: dict[str, int] = field(default_factory=dict)
 
@@ -136,14 +135,8 @@ def prediction_runs(ws: Workspace, dataset: str) -> list[tuple[str, Path]]:
         runs = [r[0] for r in conn.execute(
             "SELECT id FROM runs WHERE dataset_id = ? AND status = 'finished' "
             "ORDER BY COALESCE(finished_at, created_at) DESC", (ds_id,))]
-    out = []
-    for run_id in runs:
-        for name in PREDICTION_FILES:
-            path = ws.runs_dir / run_id / name
-            if path.is_file():
-                out.append((run_id, path))
-                break
-    return out
+    paths = [(run_id, ws.runs_dir / run_id / PREDICTION_FILE) for run_id in runs]
+    return [(run_id, path) for run_id, path in paths if path.is_file()]
 
 
 def rank_run(ws: Workspace, dataset: str, run_id: str, path: Path, *,

@@ -139,16 +139,34 @@ def read_status(folder: Path) -> dict:
         return {}
 
 
-def read_metrics(folder: Path) -> list[dict]:
-    """Every record of ``metrics.jsonl`` (a torn last line is skipped)."""
-    out = []
+class MetricRecords(list):
+    """The records of a run's ``metrics.jsonl`` (a plain list of dicts), plus ``skipped``:
+    how many lines could not be read and were left out."""
+
+    skipped: int = 0
+
+
+def read_metrics(folder: Path) -> MetricRecords:
+    """Every record of ``metrics.jsonl``, in file order.
+
+    A line that is not a JSON object (torn by a killed writer, or damaged) is left out
+    and counted in the result's ``skipped``, so that views can say the curves miss
+    points; blank lines are ignored. A missing file gives no records.
+    """
+    out = MetricRecords()
     try:
-        with open(folder / "metrics.jsonl") as fh:
+        with open(folder / "metrics.jsonl", encoding="utf-8", errors="replace") as fh:
             for line in fh:
+                if not line.strip():
+                    continue
                 try:
-                    out.append(json.loads(line))
+                    record = json.loads(line)
                 except ValueError:
-                    pass
+                    record = None
+                if isinstance(record, dict):
+                    out.append(record)
+                else:
+                    out.skipped += 1
     except OSError:
         pass
     return out

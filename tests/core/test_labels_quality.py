@@ -67,14 +67,14 @@ def test_run_predictions_review_accept_keep_exclude(flipped, tmp_path):
     run_dir = ws.runs_dir / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     np.savez(run_dir / "predictions_val.npz", image_ids=ids, probs=probs.astype(np.float32),
-             class_names=np.array([str(d) for d in range(10)]), source=np.array("kfold"))
+             class_names=np.array([str(d) for d in range(10)]), source=np.array("val"))
     with ws.write() as conn:
         ds = conn.execute("SELECT id FROM datasets WHERE name = 'digits'").fetchone()[0]
         conn.execute("INSERT INTO runs(id, dataset_id, status, created_at) VALUES (?, ?, 'finished', 0)",
                      (run_id, ds))
     assert Q.prediction_runs(ws, "digits") == [(run_id, run_dir / "predictions_val.npz")]
     ranking = Q.rank_run(ws, "digits", run_id, run_dir / "predictions_val.npz")
-    assert ranking.source == "kfold" and ranking.num_scored == len(ids)
+    assert ranking.source == "val" and ranking.num_scored == len(ids)
     first, second, third = ranking.suspects[:3]
     Q.accept_suggestion(ws, "digits", first.image_id, first.suggested, expected=first.given, run_id=run_id)
     Q.keep_label(ws, "digits", second.image_id, run_id=run_id)

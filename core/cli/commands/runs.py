@@ -20,13 +20,16 @@ def cmd_list(args, ws) -> int:
 def cmd_show(args, ws) -> int:
     jobs.refresh(ws)
     run = get_run(ws, args.run_id)
-    epochs = [m for m in read_metrics(run.folder) if m.get("type") == "epoch"]
+    records = read_metrics(run.folder)
+    epochs = [m for m in records if m.get("type") == "epoch"]
     data = {**run.to_dict(), "progress": read_status(run.folder), "epochs": epochs,
-            "log_tail": read_log(run.folder, 20)}
+            "unreadable_metric_lines": records.skipped, "log_tail": read_log(run.folder, 20)}
 
     def human(d):
         head = (f"run {d['id']} on {d['dataset']}: {d['status']}"
-                + (f" — {d['message']}" if d["message"] else "") + f"\nfolder {d['folder']}\n")
+                + (f" — {d['message']}" if d["message"] else "") + f"\nfolder {d['folder']}\n"
+                + (f"{d['unreadable_metric_lines']} unreadable line(s) in metrics.jsonl left out\n"
+                   if d["unreadable_metric_lines"] else ""))
         rows = [{"epoch": e["epoch"] + 1, "train_loss": f"{e['train_loss']:.4f}",
                  "train_acc": f"{e['train_accuracy']:.4f}", "val_loss": f"{e['val_loss']:.4f}",
                  "val_acc": f"{e['val_accuracy']:.4f}", "img/s": f"{e['images_per_sec']:.0f}"}
