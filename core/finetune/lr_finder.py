@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 
 from core.errors import ImageLabError
 from core.finetune.callback import FineTuning

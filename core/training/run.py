@@ -95,7 +95,8 @@ def build_trainer(ws: Workspace, cfg: TrainConfig, *, dist: DistContext | None =
                      else torch.contiguous_format)
     optimizer = build_optimizer(model, cfg)
     autocast, scaler = autocast_for(cfg, device)
-    weights = class_weights(data.train_counts).to(device) if cfg.balance == "class_weights" else None
+    weights = class_weights(data.train_counts).to(device) \
+        if cfg.balance == "class_weights" else None
     criterion = torch.nn.CrossEntropyLoss(weight=weights, label_smoothing=cfg.label_smoothing)
     sampler = sample_weights(data.train.labels, len(data.class_names)) \
         if cfg.balance == "sampler" else None
