@@ -13,6 +13,7 @@ from core.data.ingest import ImportReport
 from core.data.sources import ImportOptions, default_name, import_source, import_uploads
 from core.data.sources.torchvision_sets import BUILT_INS
 from core.errors import ImageLabError
+from dashboard.label_actions import show_error
 
 IMAGE_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp", "ppm", "pgm"]
 ARCHIVE_TYPES = ["zip", "tar", "gz", "tgz"]
@@ -32,7 +33,7 @@ def run_import(action) -> ImportReport | None:
         report = action(_progress_callback(bar))
     except ImageLabError as exc:
         bar.empty()
-        st.error(str(exc))
+        show_error(exc)
         return None
     bar.progress(1.0, text="Done")
     st.session_state["data_last_report"] = report.to_dict()

@@ -6,11 +6,10 @@ import pandas as pd
 import streamlit as st
 from PIL import Image
 
-from core.errors import ImageLabError
 from core.evaluation.analysis import image_records
 from core.evaluation.gradcam import explain
 from core.labels.relabel import relabel, set_excluded
-from dashboard.auth import current_user
+from dashboard.label_actions import edit_button, run_edit
 from dashboard.models import loaded_model
 
 
@@ -40,7 +39,11 @@ def selected_cell(event, pairs: list[dict], labels: list[str]) -> tuple[str, str
 
 
 def fix_images_panel(ws, dataset: str, rows: list[dict], labels: list[str], key: str) -> None:
-    """Thumbnails with their probabilities, and relabel / exclude for the chosen ones."""
+    """Thumbnails with their probabilities, and relabel / exclude for the chosen ones.
+
+    "Relabel" carries the chosen images with the labels shown for them as the
+    expected labels, so images relabelled meanwhile in another tab are a conflict.
+    Outcomes are flashed: the page draws them with ``show_flash``."""
     if not rows:
         st.caption("No images in this cell.")
         return
@@ -55,24 +58,21 @@ def fix_images_panel(ws, dataset: str, rows: list[dict], labels: list[str], key:
                        f"p({r['predicted']})={r['p_predicted']:.2f}")
     chosen = st.multiselect("Images to fix", [r["image_id"] for r in rows], key=f"{key}-ids",
                             format_func=lambda i: f"#{i}")
+    shown = {i: records[i]["label"] for i in chosen if i in records}   # the labels drawn above
     c1, c2, c3 = st.columns([2, 1, 1])
-    new_label = c1.selectbox("New label", labels, key=f"{key}-label",
-                             index=labels.index(rows[0]["predicted"]))
-    if c2.button("Relabel", key=f"{key}-relabel", disabled=not chosen):
-        _apply(lambda: relabel(ws, dataset, [(i, records[i]["label"], new_label) for i in chosen],
-                               user=current_user()), f"Relabelled {len(chosen)} image(s) as "
-                               f"{new_label}. Retrain to learn from the fix.")
-    if c3.button("Exclude from training", key=f"{key}-exclude", disabled=not chosen):
-        _apply(lambda: set_excluded(ws, dataset, chosen, True, user=current_user()),
-               f"Excluded {len(chosen)} image(s) from training.")
+    c1.selectbox("New label", labels, key=f"{key}-label", index=labels.index(rows[0]["predicted"]))
+    c2.button("Relabel", key=f"{key}-relabel", disabled=not shown, on_click=_relabel,
+              args=(ws, dataset, shown, f"{key}-label"))
+    edit_button(c3, "Exclude from training", set_excluded, ws, dataset, tuple(shown), True,
+                key=f"{key}-exclude", disabled=not shown,
+                ok=f"Excluded {len(shown)} image(s) from training")
 
 
-def _apply(action, message: str) -> None:
-    try:
-        action()
-        st.success(message)
-    except ImageLabError as exc:  # a conflict: someone changed these labels meanwhile
-        st.error(str(exc))
+def _relabel(ws, dataset: str, shown: dict[int, str | None], label_key: str) -> None:
+    """Give the images ``shown`` (id → the label drawn) the label picked under ``label_key``."""
+    new = st.session_state[label_key]
+    run_edit(relabel, ws, dataset, [(i, old, new) for i, old in shown.items()],
+             ok=f"Relabelled {len(shown)} image(s) as {new}. Retrain to learn from the fix")
 
 
 def gradcam_gallery(ws, run_id: str, rows: list[dict], labels: list[str]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.data.gallery import QUALITY_FILTERS, ImageRow, image_page
+from dashboard.label_actions import show_flash
 from dashboard.quality import image_detail_view
 
 
@@ -52,6 +53,7 @@ def paged_gallery(ws, dataset: str, classes: list[str]) -> None:
     c2.button("Next ▶", key="gallery_next", disabled=not has_next,
               on_click=lambda: stack.append(last_id))
     c3.caption(f"Page {len(stack)} · {len(rows)} images shown")
+    show_flash()     # what the detail's "Save label" did (it reruns this fragment only)
     if rows:
         names = {r.id: f"#{r.id} {r.original_name}" for r in rows}
         pick = st.selectbox("Inspect an image", [0, *names], key="gallery_detail",

@@ -7,6 +7,8 @@ import streamlit as st
 
 from core.data.gallery import image_detail
 from core.data.quality import QualityReport
+from core.labels.relabel import relabel_image
+from dashboard.label_actions import NO_LABEL, chosen_label, run_edit, show_label
 
 
 def quality_section(q: QualityReport) -> None:
@@ -64,7 +66,7 @@ def image_detail_view(ws, image_id: int, *, dataset: str | None = None,
     c1, c2 = st.columns([1, 2])
     c1.image(d["file"], caption=f"#{d['id']} {d['original_name']}", width="stretch")
     c2.table([{"field": k, "value": str(v)} for k, v in (
-        ("label", d["label"] or "(unlabelled)"), ("split", d["split"]),
+        ("label", show_label(d["label"])), ("split", d["split"]),
         ("size", f"{d['width']}×{d['height']}"), ("mode", d["mode"]), ("format", d["format"]),
         ("bytes", f"{d['num_bytes']:,}"), ("brightness", f"{d['brightness'] or 0:.1f}"),
         ("sharpness", f"{d['sharpness'] or 0:.1f}"), ("flags", ", ".join(d["flag_names"]) or "none"),
@@ -74,19 +76,17 @@ def image_detail_view(ws, image_id: int, *, dataset: str | None = None,
 
 
 def fix_label(ws, dataset: str, image_id: int, current: str | None, classes: list[str]) -> None:
-    """Relabel the image shown, stating the label it had when drawn (conflicts are told)."""
-    from core.errors import ImageLabError
-    from core.labels.relabel import relabel_image
-    from dashboard.auth import current_user
-    unlabelled = "(unlabelled)"
-    options = classes + [unlabelled]
+    """Relabel the image shown. "Save label" carries ``current``, the label drawn with
+    it, as the expected label: a change made meanwhile in another tab is a conflict."""
+    options = classes + [NO_LABEL]
     c1, c2 = st.columns([2, 1])
-    new = c1.selectbox("Fix this image's label", options, key=f"data_fix_{image_id}",
-                       index=options.index(current) if current in options else len(classes))
-    if c2.button("Save label", key=f"data_fix_save_{image_id}"):
-        try:
-            relabel_image(ws, dataset, image_id, None if new == unlabelled else new,
-                          expected=current, user=current_user())
-            st.success(f"Saved: #{image_id} is now {new}.")
-        except ImageLabError as exc:
-            st.warning(str(exc))
+    c1.selectbox("Fix this image's label", options, key=f"data_fix_{image_id}",
+                 index=options.index(current) if current in options else len(classes))
+    c2.button("Save label", key=f"data_fix_save_{image_id}", on_click=_save_fix,
+              args=(ws, dataset, image_id, current))
+
+
+def _save_fix(ws, dataset: str, image_id: int, expected: str | None) -> None:
+    new = chosen_label(f"data_fix_{image_id}")
+    run_edit(relabel_image, ws, dataset, image_id, new, expected=expected,
+             ok=f"Saved: image #{image_id} is now {show_label(new)}")

@@ -9,6 +9,7 @@ from core.errors import ImageLabError
 from dashboard.data_sources import import_panel, import_report
 from dashboard.figures import class_balance_figure
 from dashboard.gallery import paged_gallery
+from dashboard.label_actions import show_error
 from dashboard.quality import distributions_figure, quality_section, split_composition_figure
 from dashboard.setup import page_setup
 
@@ -29,7 +30,7 @@ with st.sidebar:
             bar.progress(1.0, text="Done")
             st.success(f"Imported {report.added} images into {report.name!r}.")
         except ImageLabError as exc:
-            st.error(str(exc))
+            show_error(exc)
 
 datasets = list_datasets(ws)
 names = [d.name for d in datasets]

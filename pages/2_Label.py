@@ -7,7 +7,7 @@ images, one key per class) · History (undo, revert) · Review (suspected errors
 import streamlit as st
 
 from core.data.catalog import dataset_info, list_datasets
-from dashboard import labelling as ui
+from dashboard import labelling
 from dashboard.setup import page_setup
 
 ws = page_setup("Label", "🏷️")
@@ -25,16 +25,16 @@ top2.caption(f"{info.num_images:,} images · {len(info.classes)} classes · "
              f"{sum(info.unlabelled.values()):,} unlabelled · {info.excluded:,} excluded · "
              f"label version {info.label_version}")
 
-ui.show_flash()
+labelling.show_flash()
 mode = st.radio("Mode", ["Gallery", "Queue", "Classes", "History", "Review"], horizontal=True,
                 key="label_mode", label_visibility="collapsed")
 if mode == "Gallery":
-    ui.gallery(ws, dataset)
+    labelling.gallery(ws, dataset)
 elif mode == "Queue":
-    ui.unlabelled_queue(ws, dataset)
+    labelling.unlabelled_queue(ws, dataset)
 elif mode == "Classes":
-    ui.class_manager(ws, dataset)
+    labelling.class_manager(ws, dataset)
 elif mode == "History":
-    ui.history_view(ws, dataset)
+    labelling.history_view(ws, dataset)
 else:
-    ui.review_queue(ws, dataset)
+    labelling.review_queue(ws, dataset)

@@ -12,6 +12,7 @@ from dashboard.evaluation import (confusion_figure, curve_figure, reliability_fi
                                   run_curves_figure)
 from dashboard.evaluation_widgets import (compare_runs_picker, fix_images_panel, gradcam_gallery,
                                           per_class_table, selected_cell)
+from dashboard.label_actions import show_error, show_flash
 from dashboard.setup import page_setup
 
 ws = page_setup("Evaluate", "📊")
@@ -36,7 +37,7 @@ try:
     with st.spinner("Evaluating (once per run, split and label version)…"):
         report = evaluate_run(ws, run.id, dataset, split)
 except ImageLabError as exc:
-    st.error(str(exc))
+    show_error(exc)
     st.stop()
 labels = report["confusion_matrix"]["labels"]
 preds = stored_predictions(ws, run.id, dataset, split)
@@ -67,6 +68,7 @@ event = st.plotly_chart(confusion_figure(report["confusion_matrix"]["matrix"], l
                                          order), key="cm", on_select="rerun",
                         selection_mode="points", width="content")
 cell = selected_cell(event, pairs, labels)
+show_flash()     # what "Relabel" / "Exclude from training" of the cell's images did
 if cell:
     true, predicted = cell
     rows = cell_images(preds, labels, true, predicted)

@@ -7,8 +7,8 @@ import shutil
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.labels import history as H
-from core.labels import relabel as R
+from core.labels import history as label_history
+from core.labels import relabel
 from core.labels.selection import ImageFilter, find_images, matching_labels
 from core.store.workspace import open_workspace
 from tests.dashboard.apptest import open_page
@@ -91,7 +91,7 @@ def test_detail_view_fixes_one_label_and_a_stale_tab_gets_a_conflict(ws):
     at.selectbox(key="detail_id").select(img.id).run()
     at.selectbox(key=f"detail_label_{img.id}").select("7").run()
     # Meanwhile another tab changes the same image.
-    R.relabel_image(ws, "digits", img.id, "1", expected=img.label)
+    relabel.relabel_image(ws, "digits", img.id, "1", expected=img.label)
     at.button(key="detail_save").click().run()
     assert "Conflict" in texts(at) and "'1'" in texts(at)
     assert label_of(ws, img.id) == "1"
@@ -100,13 +100,13 @@ def test_detail_view_fixes_one_label_and_a_stale_tab_gets_a_conflict(ws):
     at.button(key="detail_save").click().run()
     assert "is now 7" in texts(at)
     assert label_of(ws, img.id) == "7"
-    events = H.label_history(ws, "digits", image_id=img.id)
+    events = label_history.label_history(ws, "digits", image_id=img.id)
     assert [(e.old_label, e.new_label) for e in events[:2]] == [("1", "7"), (img.label, "1")]
 
 
 def test_queue_buttons_have_shortcuts_and_auto_advance(ws):
     ids = sorted(find_images(ws, "shapes", limit=4), key=lambda i: i.id)
-    R.set_label(ws, "shapes", {i.id: i.label for i in ids}, None)
+    relabel.set_label(ws, "shapes", {i.id: i.label for i in ids}, None)
     at = label_page("Queue", "shapes")
     buttons = sorted((b for b in at.button if b.key and b.key.startswith("queue_btn_")),
                      key=lambda b: int(b.key.rsplit("_", 1)[1]))
@@ -151,7 +151,7 @@ def test_class_manager_and_html_names_render_as_text(ws):
     assert "hexagon" not in list(table.index)
     assert table.loc["<script>alert(1)</script>", "images"] > 0
     # the queue shows it as a literal (escaped) button label
-    R.set_label(ws, "shapes", {find_images(ws, "shapes", limit=1)[0].id:
+    relabel.set_label(ws, "shapes", {find_images(ws, "shapes", limit=1)[0].id:
                                find_images(ws, "shapes", limit=1)[0].label}, None)
     at.radio(key="label_mode").set_value("Queue").run()
     assert any("\\<script\\>" in b.label for b in at.button)
