@@ -73,34 +73,43 @@ def module_name(path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def module_imports(source: str, mod: str, is_package: bool, modules: set[str]):
+    """Yield (target module, import node, inside a function?) for each import of a module
+    in ``modules`` by the module ``mod`` whose code is ``source``."""
+    tree = ast.parse(source)
+    nested = set()
+    for fn in ast.walk(tree):
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            nested.update(id(n) for n in ast.walk(fn) if n is not fn)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:   # relative: resolve against this module's package
+                package = mod.split(".") if is_package else mod.split(".")[:-1]
+                package = package[:len(package) - (node.level - 1)]
+                base = ".".join(package + ([node.module] if node.module else []))
+            # ``from pkg import submodule`` imports the submodule; any other name, the module
+            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base
+                       for a in node.names]
+        else:
+            continue
+        for target in dict.fromkeys(targets):
+            if target in modules and target != mod:
+                yield target, node, id(node) in nested
+
+
 def project_imports():
-    """Yield (module, path, target module, line, function-level?) for every project import."""
+    """Yield (module, path, target module, import node, function-level?) for every import
+    of a project module by a project module."""
     files = project_files()
     modules = {module_name(p) for p in files}
     for path in files:
         mod = module_name(path)
-        tree = ast.parse(path.read_text(), filename=str(path))
-        nested = set()
-        for fn in ast.walk(tree):
-            if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
-                nested.update(id(n) for n in ast.walk(fn) if n is not fn)
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                targets = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                if node.level:   # relative: resolve against this module's package
-                    package = mod.split(".") if path.name == "__init__.py" else mod.split(".")[:-1]
-                    package = package[:len(package) - (node.level - 1)]
-                    base = ".".join(package + ([node.module] if node.module else []))
-                # ``from pkg import submodule`` imports the submodule; any other name, the module
-                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base
-                           for a in node.names]
-            else:
-                continue
-            for target in dict.fromkeys(targets):
-                if target in modules and target != mod:
-                    yield mod, path, target, node, id(node) in nested
+        for target, node, lazy in module_imports(path.read_text(), mod,
+                                                 path.name == "__init__.py", modules):
+            yield mod, path, target, node, lazy
 
 
 def core_layer(module: str) -> int:
@@ -149,6 +158,16 @@ def import_circles(edges: dict[str, set[str]]) -> list[list[str]]:
                     if len(component) > 1:
                         circles.append(sorted(component))
     return circles
+
+
+def test_import_reader_sees_imports_inside_functions_and_relative_ones():
+    modules = {"core.a", "core.a.b", "core.a.c", "core.d"}
+    source = ("import json\nfrom core.a import b\nfrom . import c\n"
+              "def f():\n    from ..d import X\n    import core.a.b\n")
+    found = [(t, n.lineno, lazy) for t, n, lazy in module_imports(source, "core.a.e", False,
+                                                                   modules)]
+    assert found == [("core.a.b", 2, False), ("core.a.c", 3, False),
+                     ("core.d", 5, True), ("core.a.b", 6, True)]
 
 
 def test_import_circle_finder_finds_a_circle():
