@@ -13,12 +13,15 @@ def confusion_figure(matrix: list[list[int]], labels: list[str], normalised: boo
     """Clickable confusion matrix: one square marker per cell (a Heatmap returns no selection).
 
     Each point carries ``customdata = [true, predicted, count]`` for the click handler.
+    ``order``: the classes to show (focus mode), in that order; normalised values stay
+    shares of the whole row, so a class whose mistakes go to classes left out is not
+    shown as right.
     """
-    cm = np.asarray(matrix)
+    full = np.asarray(matrix)
     order = order if order is not None else list(range(len(labels)))
-    cm = cm[np.ix_(order, order)]
+    cm = full[np.ix_(order, order)]
     names = [labels[i] for i in order]
-    shown = normalise_rows(cm) if normalised else cm.astype(float)
+    shown = normalise_rows(full)[np.ix_(order, order)] if normalised else cm.astype(float)
     peak = shown.max() if shown.size and shown.max() > 0 else 1.0
     xs, ys, colours, texts, custom = [], [], [], [], []
     for i, t in enumerate(names):

@@ -32,11 +32,17 @@ def test_predict_a_dataset_image_with_gradcam(trained_workspace):
 
 
 def test_threshold_one_answers_unknown(trained_workspace):
+    # predict_one answers only when the top probability >= the threshold; a softmax reaches
+    # 1.0 only past a logit gap of ~37·T, which label smoothing (0.1, the default) keeps
+    # the model far from: at 1.0 the answer must be "unknown", with the best guess shown.
     at = open_demo()
-    at.slider(key="threshold").set_value(1.0).run()
+    at.slider(key="threshold").set_value(0.0).run()
     at.toggle(key="demo_ds_on").set_value(True).run()
-    assert at.subheader[0].value.startswith("unknown") or "100.0%" in " ".join(
-        c.value for c in at.caption)
+    guess = at.subheader[0].value
+    assert guess in [str(i) for i in range(10)]      # at 0 every prediction answers
+    at.slider(key="threshold").set_value(1.0).run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert at.subheader[0].value == f"unknown (best guess {guess})"
 
 
 def test_feedback_adds_the_image_to_the_dataset(trained_workspace):

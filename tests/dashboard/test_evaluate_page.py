@@ -4,7 +4,10 @@ import json
 
 from streamlit.testing.v1 import AppTest
 
+from core.evaluation.evaluate import evaluate_run, stored_predictions
 from core.labels.history import label_history
+from core.labels.relabel import relabel
+from core.labels.selection import get_image
 from core.training.config import TrainConfig
 from core.training.run import train_run
 from core.training.runs import create_run
@@ -38,23 +41,45 @@ def test_metrics_table_and_clickable_matrix(trained_workspace):
                       for i in range(10) for j in range(10)}
 
 
+def mislabel_test_images(ws, run_id: str, count: int = 4,
+                         dataset: str = "digits") -> tuple[str, str, list[int]]:
+    """Give ``count`` test images that the model predicts as one class P a label W != P,
+    through core's label actions, so the evaluation has the confused pair (W → P) with
+    at least ``count`` images whatever the model learnt. Returns (W, P, image ids)."""
+    evaluate_run(ws, run_id, dataset, "test")
+    preds = stored_predictions(ws, run_id, dataset, "test")
+    labels = [str(c) for c in preds["class_names"]]
+    predicted = preds["probs"].argmax(axis=1)
+    p = int(predicted[0])
+    wrong = labels[(p + 1) % len(labels)]
+    ids = [int(i) for i, y, q in zip(preds["image_ids"], preds["y_true"], predicted)
+           if q == p and labels[y] != wrong][:count]
+    assert len(ids) == count
+    relabel(ws, dataset, [(i, get_image(ws, dataset, i).label, wrong) for i in ids])
+    return wrong, labels[p], ids
+
+
 def test_pick_a_confused_pair_then_relabel_one_image(trained_workspace):
     ws, run_id = trained_workspace
+    wrong, predicted, mislabelled = mislabel_test_images(ws, run_id)
     at = open_evaluate()
+    assert not at.exception, [e.message for e in at.exception]
     pair = at.selectbox(key="cm_pair")
-    if len(pair.options) == 1:
-        return  # a perfect model has no confused pairs; nothing to fix
-    pair.select_index(1).run()
-    assert not at.exception
-    key = [w.key for w in at.multiselect if w.key and w.key.endswith("-ids")][0]
-    ids = at.multiselect(key=key).options
-    image_id = int(ids[0].lstrip("#"))
+    assert len(pair.options) > 1     # the mislabelled images make at least one pair
+    pair.select((wrong, predicted)).run()
+    assert not at.exception, [e.message for e in at.exception]
+    key = f"cell-{wrong}-{predicted}-ids"
+    ids = [int(o.lstrip("#")) for o in at.multiselect(key=key).options]
+    assert set(mislabelled) <= set(ids)
+    image_id = mislabelled[0]
     at.multiselect(key=key).select(image_id).run()
     at.button(key=key.replace("-ids", "-relabel")).click().run()
-    assert not at.exception
+    assert not at.exception, [e.message for e in at.exception]
     assert any("Relabelled 1 image" in s.value for s in at.success)
+    assert get_image(ws, "digits", image_id).label == predicted   # the fix is the prediction
     history = label_history(ws, "digits", image_id=image_id)
-    assert history and history[0].kind == "relabel"
+    assert [(h.kind, h.old_label, h.new_label) for h in history[:1]] == \
+        [("relabel", wrong, predicted)]
 
 
 def test_compare_with_the_previous_run_in_one_click(trained_workspace):
