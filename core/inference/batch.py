@@ -1,6 +1,7 @@
 """Batch prediction: files, folders and zips of images in, rows of predictions out.
 
-Zips are read member by member in memory (never extracted), with caps on the
+Paths on this machine (``predict_paths``) and uploaded bytes (``predict_uploads``, never
+written to disk) take the same route. Zips are read member by member in memory (never extracted), with caps on the
 member count, each member's size and the total, so a hostile archive cannot
 write anywhere or exhaust the disk. Unreadable images become rows with an
 ``error`` and no prediction: nothing is dropped silently.
@@ -50,19 +51,35 @@ def _read_file(path: Path) -> Iterator[tuple[str, bytes | None, str]]:
         yield str(path), None, f"cannot read: {exc.strerror or exc}"
 
 
-def _read_zip(path: Path) -> Iterator[tuple[str, bytes | None, str]]:
+def iter_upload_bytes(uploads: list[tuple[str, bytes]]
+                      ) -> Iterator[tuple[str, bytes | None, str]]:
+    """Yield (name, bytes or None, error) for uploaded files: images as they are, zips
+    member by member, all in memory."""
+    for name, data in uploads:
+        if Path(name).suffix.lower() == ".zip":
+            yield from _read_zip(io.BytesIO(data), Path(name).name)
+        elif len(data) > MAX_FILE_BYTES:
+            yield name, None, "file too large"
+        else:
+            yield name, data, ""
+
+
+def _read_zip(source: Path | io.BytesIO, label: str | None = None
+              ) -> Iterator[tuple[str, bytes | None, str]]:
+    label = label or Path(source).name
     try:
-        zf = zipfile.ZipFile(path)
+        zf = zipfile.ZipFile(source)
     except (zipfile.BadZipFile, OSError) as exc:
-        yield str(path), None, f"not a readable zip: {exc}"
+        yield (label if isinstance(source, io.BytesIO) else str(source)), None, \
+            f"not a readable zip: {exc}"
         return
     total = 0
     with zf:
         members = [m for m in zf.infolist() if not m.is_dir()]
         if len(members) > MAX_MEMBERS:
-            raise ImageLabError(f"{path.name} has {len(members):,} files; the limit is {MAX_MEMBERS:,}")
+            raise ImageLabError(f"{label} has {len(members):,} files; the limit is {MAX_MEMBERS:,}")
         for m in members:
-            name = f"{path.name}:{m.filename}"
+            name = f"{label}:{m.filename}"
             if Path(m.filename).suffix.lower() not in IMAGE_EXTENSIONS:
                 continue
             if m.file_size > MAX_FILE_BYTES:
@@ -79,13 +96,28 @@ def _read_zip(path: Path) -> Iterator[tuple[str, bytes | None, str]]:
                 continue
             total += len(data)
             if total > MAX_TOTAL_BYTES:
-                raise ImageLabError(f"{path.name} unpacks to more than {MAX_TOTAL_BYTES >> 30} GB")
+                raise ImageLabError(f"{label} unpacks to more than {MAX_TOTAL_BYTES >> 30} GB")
             yield name, data, ""
 
 
 def predict_paths(lm: LoadedModel, paths: list[str | Path], *, threshold: float = 0.0,
                   batch_size: int = 64, progress=None) -> list[dict]:
     """One row per image: path, prediction (or 'unknown'), confidence, every class's probability."""
+    return predict_items(lm, iter_image_bytes(paths), threshold=threshold,
+                         batch_size=batch_size, progress=progress)
+
+
+def predict_uploads(lm: LoadedModel, uploads: list[tuple[str, bytes]], *,
+                    threshold: float = 0.0, batch_size: int = 64, progress=None) -> list[dict]:
+    """``predict_paths`` for uploaded (name, bytes) pairs: nothing is written to disk, so
+    sessions share no folder and nothing is left to clean up."""
+    return predict_items(lm, iter_upload_bytes(uploads), threshold=threshold,
+                         batch_size=batch_size, progress=progress)
+
+
+def predict_items(lm: LoadedModel, items: Iterator[tuple[str, bytes | None, str]], *,
+                  threshold: float = 0.0, batch_size: int = 64, progress=None) -> list[dict]:
+    """Rows for (name, bytes or None, error) items, predicted in batches of ``batch_size``."""
     rows: list[dict] = []
     pending: list[tuple[str, object]] = []
 
@@ -103,7 +135,7 @@ def predict_paths(lm: LoadedModel, paths: list[str | Path], *, threshold: float 
         if progress:
             progress(len(rows), None, f"{len(rows)} files done")
 
-    for name, data, error in iter_image_bytes(paths):
+    for name, data, error in items:
         if data is None:
             rows.append({"path": name, "prediction": "", "confidence": None, "error": error})
             continue

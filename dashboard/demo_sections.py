@@ -1,0 +1,150 @@
+"""The Demo page's sections below the predictions: the model card, the calibration and
+threshold settings, the feedback popover, batch prediction, export and monitoring.
+
+Each is one call from ``pages/6_Demo.py``; the work behind them lives in
+``core.inference`` (cards, batch prediction, exports, monitoring).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from core.errors import ImageLabError
+from core.evaluation.evaluate import evaluate_run
+from core.inference.batch import predict_uploads, rows_to_csv
+from core.inference.exporting import export_run
+from core.inference.feedback import send_feedback
+from core.inference.monitoring import monitoring_summary
+from core.inference.predictor import LoadedModel
+from core.inference.registry import ModelCard, accuracy_coverage_for, set_champion, set_name
+from dashboard.auth import current_user
+from dashboard.demo import coverage_figure, monitoring_section
+
+MONITORING_WINDOWS = {300: "5 min", 3600: "1 hour", 86400: "1 day", 7 * 86400: "1 week"}
+
+
+def card_table(card: ModelCard) -> pd.DataFrame:
+    """The model card as a one-column table: what a stakeholder asks about a model."""
+    return pd.DataFrame({"": {
+        "dataset": str(card.dataset), "label version": str(card.label_version),
+        "classes": ", ".join(card.classes), "architecture": card.arch,
+        "input": f"{card.channels}×{card.image_size}×{card.image_size}",
+        "parameters": f"{card.num_parameters:,}", "weights": f"{card.weights_mb:.2f} MB",
+        "CPU latency": f"{card.cpu_latency_ms:.2f} ms",
+        "validation accuracy": f"{card.metrics.get('val_accuracy', float('nan')):.4f}",
+        **{f"{k} accuracy": f"{v['accuracy']:.4f}" for k, v in card.evaluation.items()}}})
+
+
+def model_card_panel(ws, card: ModelCard) -> None:
+    """The card in an expander, with the model's name and the champion switch."""
+    with st.expander(f"Model card: {card.title}"):
+        st.table(card_table(card))
+        n1, n2 = st.columns(2)
+        new_name = n1.text_input("Name", value=card.name, key="card_name")
+        if n1.button("Save name", key="card_save"):
+            set_name(ws, card.run_id, new_name)
+            st.rerun()
+        if n2.button("Make champion", disabled=card.champion, key="card_champion"):
+            set_champion(ws, card.run_id)
+            st.rerun()
+
+
+def answer_settings(ws, run_id: str) -> tuple[float, float, bool]:
+    """The "unknown" threshold and Grad-CAM opacity sliders beside the run's
+    accuracy–coverage curve: (threshold, opacity, calibrated_now).
+
+    A run shown for the first time is evaluated on its validation split once (stored),
+    which also fits the temperature behind the calibrated probabilities; ``calibrated_now``
+    tells the caller to reload its models to pick that temperature up.
+    """
+    s1, s2 = st.columns(2)
+    threshold = s1.slider("Answer \"unknown\" below this confidence", 0.0, 1.0, 0.5, 0.05,
+                          key="threshold")
+    opacity = s2.slider("Grad-CAM opacity", 0.0, 1.0, 0.5, 0.05, key="cam_opacity")
+    curve, calibrated_now = accuracy_coverage_for(ws, run_id), False
+    if curve is None:
+        try:
+            with st.spinner("Calibrating on the validation split (once per run)…"):
+                evaluate_run(ws, run_id, split="val")
+            curve, calibrated_now = accuracy_coverage_for(ws, run_id), True
+        except ImageLabError as exc:
+            st.caption(f"No calibration: {exc}")
+    if curve:
+        s1.plotly_chart(coverage_figure(curve, threshold), key="coverage")
+    else:
+        s1.caption("Evaluate this run to see accuracy against coverage for the threshold.")
+    return threshold, opacity, calibrated_now
+
+
+def feedback_popover(ws, *, key: str, data: bytes, classes: list[str], dataset: str | None,
+                     predicted: str, run_id: str) -> None:
+    """"Wrong? Tell us the right class": the image goes into a dataset with that label."""
+    with st.popover("Wrong? Tell us the right class"):
+        right = st.selectbox("The right class", classes, key=f"fb-class-{key}")
+        target = st.text_input("Add it to dataset", value=dataset or "", key=f"fb-ds-{key}")
+        if st.button("Send", key=f"fb-send-{key}"):
+            try:
+                send_feedback(ws, target, data, right, user=current_user(),
+                              predicted=predicted, run_id=run_id)
+                st.success(f"Added to {target!r} as {right!r}; it is in the next training run.")
+            except ImageLabError as exc:
+                st.error(str(exc))
+
+
+def batch_prediction(lm: LoadedModel, threshold: float) -> None:
+    """Upload a zip or several images, predict them all, download a CSV. Uploads are
+    predicted from memory (``predict_uploads``): no file is written for them."""
+    st.header("Batch prediction")
+    batch = st.file_uploader("A zip of images, or several images", accept_multiple_files=True,
+                             key="batch_upload",
+                             type=["zip", "png", "jpg", "jpeg", "bmp", "gif", "webp"])
+    if not (batch and st.button("Predict all", key="batch_go")):
+        return
+    try:
+        rows = predict_uploads(lm, [(f.name, f.getvalue()) for f in batch], threshold=threshold)
+    except ImageLabError as exc:
+        st.error(str(exc))
+        return
+    st.dataframe(pd.DataFrame(rows)[["path", "prediction", "confidence", "error"]],
+                 hide_index=True)
+    st.download_button("Download predictions (CSV)", rows_to_csv(rows, lm.classes),
+                       "predictions.csv", "text/csv", key="batch_csv")
+
+
+def export_section(ws, run_id: str) -> None:
+    """Export to ONNX or .pt2, checked against PyTorch on real images, and the bundle."""
+    st.header("Export")
+    e1, e2 = st.columns([1, 3])
+    fmt = e1.radio("Format", ["onnx", "pt2"], key="export_fmt",
+                   format_func=lambda f: {"onnx": "ONNX", "pt2": "torch.export (.pt2)"}[f])
+    if not e1.button("Export and check", key="export_go", type="primary"):
+        return
+    out = ws.root / "exports" / run_id / f"model.{fmt}"
+    try:
+        with st.spinner("Exporting and checking against PyTorch on real images…"):
+            result = export_run(ws, run_id, fmt, out)
+    except ImageLabError as exc:
+        e2.error(str(exc))
+        return
+    e2.success(f"Checked on {result.num_images_checked} images: max |Δ logit| = "
+               f"{result.max_abs_diff:.2e} (tolerance {result.tolerance:g}).")
+    e2.download_button("Download the bundle (model, classes, preprocessing, predict.py)",
+                       Path(result.bundle).read_bytes(), f"{run_id}-{fmt}-bundle.zip",
+                       key="export_dl")
+
+
+def monitoring(ws, run_id: str) -> None:
+    """The prediction service's log for this run, over a chosen window."""
+    st.header("Monitoring")
+    st.caption(f"From the prediction service's log. Start it with "
+               f"`python -m core serve {run_id}` and send it images.")
+    window = st.select_slider("Window", list(MONITORING_WINDOWS), value=3600, key="mon_window",
+                              format_func=MONITORING_WINDOWS.get)
+    summary = monitoring_summary(ws, run_id, window_s=window)
+    if summary["requests"]:
+        monitoring_section(summary)
+    else:
+        st.caption("No requests in this window yet.")
