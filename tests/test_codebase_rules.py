@@ -55,7 +55,7 @@ CORE_TOP_LEVEL = {
     "core": "base",                 # the package docstring and version
     "core.errors": "base",          # ImageLabError: raised everywhere, imports nothing
     "core.device": "base",          # device discovery: imports nothing of the project
-    "core.runs_overview": "store",  # a read-only query over the database for the Home page
+    "core.runs_overview": "training",  # the Home page's run summary: runs are training's rows
     "core.__main__": "cli",         # ``python -m core``
 }
 MAX_FUNCTION_LEVEL_IMPORTS = 10
