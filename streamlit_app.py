@@ -5,6 +5,7 @@ import streamlit as st
 
 from core.data.catalog import list_datasets
 from core.runs_overview import count_runs, recent_runs
+from dashboard.run_columns import run_columns
 from dashboard.setup import device_info, page_setup
 
 ws = page_setup("Home", "🏠")
@@ -37,7 +38,7 @@ else:
 
 st.subheader("Recent runs")
 if runs:
-    st.dataframe(pd.DataFrame(runs), hide_index=True, width="stretch")
+    st.dataframe(pd.DataFrame(runs), hide_index=True, width="stretch", column_config=run_columns())
 else:
     st.caption("No training runs yet.")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 from core.store.workspace import Workspace
+from core.training.run_paths import summary_row
 
 
 def count_runs(ws: Workspace) -> int:
@@ -24,13 +25,7 @@ def recent_runs(ws: Workspace, limit: int = 20) -> list[dict]:
             "SELECT r.id, r.kind, r.status, r.name, r.config_json, r.metrics_json, r.created_at, "
             "d.name AS dataset FROM runs r LEFT JOIN datasets d ON d.id = r.dataset_id "
             "ORDER BY r.created_at DESC LIMIT ?", (limit,)).fetchall()
-    out = []
-    for r in rows:
-        metrics = json.loads(r["metrics_json"] or "{}")
-        config = json.loads(r["config_json"] or "{}")
-        out.append({"run": r["id"], "name": r["name"], "dataset": r["dataset"], "kind": r["kind"],
-                    "model": config.get("arch"), "status": r["status"],
-                    "epochs": f"{metrics.get('epochs', 0)}/{config.get('epochs', '?')}",
-                    "val_accuracy": metrics.get("val_accuracy"),
-                    "best_val_accuracy": metrics.get("best_val_accuracy")})
-    return out
+    return [summary_row(run_id=r["id"], dataset=r["dataset"], kind=r["kind"], status=r["status"],
+                        config=json.loads(r["config_json"] or "{}"),
+                        metrics=json.loads(r["metrics_json"] or "{}"), name=r["name"])
+            for r in rows]

@@ -14,6 +14,7 @@ from core.errors import ImageLabError
 from core.training import jobs
 from core.training.runs import get_run, list_runs, read_log, read_metrics, read_status
 from dashboard.figures import training_curves_figure
+from dashboard.run_columns import run_columns
 
 ACTIVE = ("queued", "running")
 
@@ -102,19 +103,11 @@ def live_run(ws, run_id: str) -> None:
 
 @st.fragment(run_every="2s")
 def runs_table(ws, limit: int = 20) -> None:
+    """The newest runs as a live table: one ``summary_row`` each."""
     runs = list_runs(ws, limit=limit)
     if not runs:
         st.caption("No runs yet: choose options and press Train.")
         return
-    rows = []
-    for r in runs:
-        m = r.metrics or {}
-        rows.append({"run": r.id, "dataset": r.dataset, "model": r.config.get("arch"),
-                     "status": r.status,
-                     "epochs": f"{m.get('epochs', 0)}/{r.config.get('epochs')}",
-                     "val accuracy": m.get("val_accuracy"),
-                     "best": m.get("best_val_accuracy"),
-                     "images/s": round(m["images_per_sec"]) if m.get("images_per_sec") else None})
+    rows = [r.summary() for r in runs]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
-                 column_config={"val accuracy": st.column_config.NumberColumn(format="percent"),
-                                "best": st.column_config.NumberColumn(format="percent")})
+                 column_config=run_columns())

@@ -18,6 +18,7 @@ from core.errors import ImageLabError, NotFoundError
 from core.store.workspace import Workspace, atomic_write_text
 from core.training.config import TrainConfig, resolve_config
 from core.training.data import dataset_facts
+from core.training.run_paths import RunPaths, summary_row
 
 FINAL = ("finished", "stopped", "failed")
 STOP_FILE = "STOP"           # in a run folder while a stop is requested (checked at every step)
@@ -37,6 +38,19 @@ class Run:
     started_at: float | None
     finished_at: float | None
     folder: Path
+    kind: str = "train"              # train | finetune
+    name: str = ""                   # a name given on the Demo page's model card
+
+    @property
+    def paths(self) -> RunPaths:
+        """Every file of this run's folder."""
+        return RunPaths(self.folder)
+
+    def summary(self) -> dict:
+        """This run as a table row (``core.training.run_paths.summary_row``)."""
+        return summary_row(run_id=self.id, dataset=self.dataset, kind=self.kind,
+                           status=self.status, config=self.config, metrics=self.metrics,
+                           name=self.name)
 
     def to_dict(self) -> dict:
         d = dict(self.__dict__)
@@ -114,7 +128,8 @@ def list_runs(ws: Workspace, limit: int = 50, dataset: str | None = None) -> lis
 def _to_run(ws: Workspace, r) -> Run:
     return Run(r["id"], r["dataset"], r["status"], json.loads(r["config_json"] or "{}"),
                json.loads(r["metrics_json"] or "{}"), r["label_version"], r["pid"], r["message"],
-               r["created_at"], r["started_at"], r["finished_at"], run_folder(ws, r["id"]))
+               r["created_at"], r["started_at"], r["finished_at"], run_folder(ws, r["id"]),
+               r["kind"] or "train", r["name"] or "")
 
 
 def set_status(ws: Workspace, run_id: str, status: str, message: str = "",

@@ -1,0 +1,109 @@
+"""Where every file of a run lives, and a run's one-line summary: the run registry's
+plain parts, free of torch so that overviews (the Home page) stay light.
+
+A run folder ``runs/<id>/`` holds:
+
+- ``config.json``: the resolved ``TrainConfig``; ``classes.json``: the class names;
+- ``status.json`` (rewritten atomically), ``metrics.jsonl`` (appended), ``log.txt``
+  (the process's output), ``STOP`` while a stop is requested;
+- ``last.pt``, ``best.pt``; fine-tuning runs also ``init.pt`` and ``finetune.json``;
+- ``predictions_val.npz`` (held-out predictions for label review), ``calibration.json``
+  (the fitted temperature), ``eval/<dataset>-<split>.json`` and ``.npz`` (stored reports);
+- ``service/predictions.jsonl``: the prediction service's log.
+
+Code names these files through ``RunPaths``, never as string literals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Every file of one run folder."""
+    folder: Path
+
+    @property
+    def config(self) -> Path:
+        return self.folder / "config.json"
+
+    @property
+    def classes(self) -> Path:
+        return self.folder / "classes.json"
+
+    @property
+    def status(self) -> Path:
+        return self.folder / "status.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.folder / "metrics.jsonl"
+
+    @property
+    def log(self) -> Path:
+        return self.folder / "log.txt"
+
+    @property
+    def stop(self) -> Path:
+        return self.folder / "STOP"
+
+    @property
+    def last(self) -> Path:
+        return self.folder / "last.pt"
+
+    @property
+    def best(self) -> Path:
+        return self.folder / "best.pt"
+
+    @property
+    def init(self) -> Path:
+        return self.folder / "init.pt"
+
+    @property
+    def finetune(self) -> Path:
+        return self.folder / "finetune.json"
+
+    @property
+    def predictions_val(self) -> Path:
+        return self.folder / "predictions_val.npz"
+
+    @property
+    def calibration(self) -> Path:
+        return self.folder / "calibration.json"
+
+    @property
+    def eval_dir(self) -> Path:
+        return self.folder / "eval"
+
+    def eval_report(self, dataset: str, split: str, suffix: str = ".json") -> Path:
+        """The stored evaluation of this run on ``dataset``'s ``split`` (``.json`` report,
+        ``.npz`` per-image probabilities)."""
+        return self.eval_dir / f"{dataset}-{split}{suffix}"
+
+    @property
+    def service_dir(self) -> Path:
+        return self.folder / "service"
+
+    @property
+    def prediction_log(self) -> Path:
+        return self.service_dir / "predictions.jsonl"
+
+    def checkpoint(self, name: str) -> Path:
+        """``best`` or ``last`` (or ``init``) as its ``.pt`` file."""
+        return self.folder / f"{name.removesuffix('.pt')}.pt"
+
+
+def summary_row(*, run_id: str, dataset: str | None, kind: str | None, status: str,
+                config: dict, metrics: dict, name: str | None = None) -> dict:
+    """One run as a table row, the same on the Home page, the Train page and ``runs list``:
+    run, name, dataset, kind, model, status, epochs done/planned, last and best validation
+    accuracy (of ``best.pt``), images per second."""
+    ips = metrics.get("images_per_sec")
+    return {"run": run_id, "name": name or "", "dataset": dataset, "kind": kind or "train",
+            "model": config.get("arch"), "status": status,
+            "epochs": f"{metrics.get('epochs', 0)}/{config.get('epochs', '?')}",
+            "val_accuracy": metrics.get("val_accuracy"),
+            "best_val_accuracy": metrics.get("best_val_accuracy"),
+            "images_per_sec": round(ips) if ips else None}
