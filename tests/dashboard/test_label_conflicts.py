@@ -15,8 +15,10 @@ from streamlit.testing.v1 import AppTest
 
 from core.evaluation.analysis import cell_images
 from core.evaluation.evaluate import evaluate_run, stored_predictions
+from core.labels.quality import load_predictions, prediction_runs, rank_run
 from core.labels.relabel import relabel
 from core.labels.selection import get_image
+from dashboard.labelling import review
 from tests.dashboard.apptest import open_page
 
 
@@ -129,3 +131,50 @@ def test_evaluate_fix_panel_second_tab_gets_a_conflict(trained_workspace):
 
     tab_a.button(key=f"{panel}-relabel").click().run()
     _assert_refused(tab_a, ws, "digits", image_id, kept=b_label, refused=a_label)
+
+
+def test_label_page_review_accept_from_a_stale_tab_gets_a_conflict(trained_workspace):
+    """Review decisions carry the label the ranking showed: accepting a suggestion for
+    an image another tab has just fixed is refused, and "Keep" still works."""
+    ws, run_id = trained_workspace
+    (_, path), = prediction_runs(ws, "digits")
+    pred = load_predictions(path, run_id)
+    # Two sure suspects: for a class c, the held-out image with the highest p(c) of all,
+    # when c is also its top class, given the label it finds least likely. Confident
+    # learning must flag it (p(c) is above the class's mean), near the top of the list.
+    # The first is accepted, the second kept.
+    probs = pred.probs
+    surest = [(c, int(probs[:, c].argmax())) for c in range(probs.shape[1])]
+    (top, row), (_, second) = [(c, r) for c, r in surest if int(probs[r].argmax()) == c][:2]
+    suggested = pred.class_names[top]
+    image_id, kept = int(pred.image_ids[row]), int(pred.image_ids[second])
+    given, kept_given = (pred.class_names[int(probs[r].argmin())] for r in (row, second))
+    relabel(ws, "digits", [(image_id, _label(ws, "digits", image_id), given),
+                           (kept, _label(ws, "digits", kept), kept_given)], user="setup")
+    shown = rank_run(ws, "digits", run_id, path).suspects[:review.SHOWN]
+    assert {image_id, kept} <= {s.image_id for s in shown}
+
+    tabs = []
+    for _ in range(2):
+        tab = open_page("pages/2_Label.py", 120, check=True)
+        tab.radio(key="label_mode").set_value("Review").run()
+        assert not tab.exception, [e.message for e in tab.exception]
+        assert tab.button(key=f"rv_acc_{image_id}").label == f"Accept {suggested}"
+        tabs.append(tab)
+    tab_a, tab_b = tabs
+
+    tab_b.button(key=f"rv_acc_{image_id}").click().run()
+    assert any(f"#{image_id} is now {suggested}" in s.value for s in tab_b.success)
+    assert _label(ws, "digits", image_id) == suggested
+    assert f"rv_acc_{image_id}" not in [b.key for b in tab_b.button]    # reviewed: off the list
+
+    tab_a.button(key=f"rv_acc_{image_id}").click().run()
+    assert not tab_a.exception, [e.message for e in tab_a.exception]
+    conflicts = _conflicts(tab_a)
+    assert conflicts and repr(suggested) in conflicts[0] and repr(given) in conflicts[0], conflicts
+    assert _label(ws, "digits", image_id) == suggested
+
+    tab_a.button(key=f"rv_keep_{kept}").click().run()
+    assert any(f"Kept #{kept}" in s.value for s in tab_a.success)
+    assert _label(ws, "digits", kept) == kept_given
+    assert f"rv_keep_{kept}" not in [b.key for b in tab_a.button]
