@@ -136,7 +136,7 @@ class Preprocessing:
                 "mean": list(self.mean), "std": list(self.std)}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Preprocessing":
+    def from_dict(cls, data: dict) -> Preprocessing:
         """The contract ``to_dict`` wrote; a resize rule this code does not know is refused."""
         resize = data.get("resize")
         if not isinstance(resize, dict) or resize.get("rule") != RESIZE_RULE:

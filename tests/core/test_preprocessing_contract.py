@@ -34,8 +34,13 @@ from core.data.preprocess import Preprocessing
 from core.data.tensor_cache import IMPORT_CACHE_MAX_SIDE, load_cache
 from core.evaluation.evaluate import cache_inputs
 from core.inference.exporting import export_run
-from core.inference.predictor import (decode_for_prediction, load_run_model, planar_pixels,
-                                      predict_one, single_input)
+from core.inference.predictor import (
+    decode_for_prediction,
+    load_run_model,
+    planar_pixels,
+    predict_one,
+    single_input,
+)
 from core.store.workspace import open_workspace
 from core.training.config import TrainConfig
 from core.training.run import train_run
@@ -284,14 +289,16 @@ def test_every_path_gives_the_same_tensors(contract_workspace, kind):
     assert recorded == json.loads(json.dumps(pre.to_dict()))
     assert Preprocessing.from_dict(recorded) == pre
     env = _bundle_env()
-    probe = subprocess.run([sys.executable, "-c", "import sys, decode, preprocess; "
-                            "print(sorted(m for m in ('torch', 'core') if m in sys.modules))"],
-                           cwd=folder, env=env, capture_output=True, text=True, timeout=60)
+    probe = subprocess.run([sys.executable, "-c",
+                            ("import sys, decode, preprocess; "
+                             "print(sorted(m for m in ('torch', 'core') if m in sys.modules))")],
+                           check=False, cwd=folder, env=env, capture_output=True, text=True,
+                           timeout=60)
     assert probe.returncode == 0 and probe.stdout.strip() == "[]", probe.stderr
     saved = out / "inputs.npz"
     run = subprocess.run([sys.executable, "predict.py", "--json", "--save-inputs", str(saved),
-                          *map(str, all_files)], cwd=folder, env=env, capture_output=True,
-                         text=True, timeout=300)
+                          *map(str, all_files)], check=False, cwd=folder, env=env,
+                         capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     dumped = np.load(saved)
     np.testing.assert_array_equal(dumped["pixels"], levels)
@@ -302,8 +309,8 @@ def test_every_path_gives_the_same_tensors(contract_workspace, kind):
     bundle_probs = np.array([[line["probabilities"][c] for c in lm.classes] for line in lines])
     assert np.max(np.abs(bundle_probs - plain)) <= 1e-4
     # And the plain command line users know: path<TAB>class<TAB>probability.
-    run = subprocess.run([sys.executable, "predict.py", str(all_files[0])], cwd=folder, env=env,
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run([sys.executable, "predict.py", str(all_files[0])], check=False,
+                         cwd=folder, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     path, label, prob = run.stdout.strip().split("\t")
     assert path == str(all_files[0]) and label == lines[0]["class"] and 0 < float(prob) <= 1
