@@ -58,7 +58,7 @@ def unlabelled_queue(ws: Workspace, dataset: str) -> None:
         st.toggle("Auto-advance to the next image", value=True, key="queue_auto")
         keys = shortcut_keys(names)
         cols = st.columns(min(5, len(names)))
-        for k, (c, key) in enumerate(zip(classes, keys)):
+        for k, (c, key) in enumerate(zip(classes, keys, strict=True)):
             cols[k % len(cols)].button(
                 md_escape(c.name) + (f" [{key}]" if key and key != c.name else ""),
                 key=f"queue_btn_{k}", shortcut=key, width="stretch",
@@ -70,7 +70,7 @@ def unlabelled_queue(ws: Workspace, dataset: str) -> None:
                  on_click=_move, args=(ws, dataset, img.id, False))
         n.button("Next →", key="queue_next", shortcut="Right", width="stretch",
                  on_click=_move, args=(ws, dataset, img.id, True))
-        st.caption("Keys: " + ", ".join(f"{k} = {n}" for n, k in zip(names, keys) if k)
+        st.caption("Keys: " + ", ".join(f"{k} = {n}" for n, k in zip(names, keys, strict=True) if k)
                    + " · ← / → previous and next")
 
 
