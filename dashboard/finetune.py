@@ -33,7 +33,7 @@ def source_picker(ws) -> tuple[str | None, str | None]:
     """(source spec for FinetuneConfig, architecture for files that do not say) or Nones."""
     kind = st.radio("Start from", SOURCE_KINDS, key="ft_source_kind", horizontal=True)
     if kind == SOURCE_KINDS[0]:
-        runs = [r for r in list_runs(ws, limit=100) if (r.folder / "best.pt").exists()]
+        runs = [r for r in list_runs(ws, limit=100) if r.paths.best.exists()]
         if not runs:
             st.info("No run with a checkpoint yet: train one on the Train page first "
                     "(e.g. on mnist-5k), then fine-tune it here.")

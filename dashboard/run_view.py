@@ -84,7 +84,7 @@ def live_run(ws, run_id: str) -> None:
     if run.status in ACTIVE and b1.button("Stop", key=f"stop_{run.id}", type="secondary"):
         jobs.stop_run(ws, run.id)
         st.toast("Stop requested: the run saves a checkpoint at its next step.")
-    if run.status in ("stopped", "failed") and (run.folder / "last.pt").exists() and \
+    if run.status in ("stopped", "failed") and run.paths.last.exists() and \
             b2.button("Resume", key=f"resume_{run.id}", type="primary"):
         try:
             jobs.resume_run(ws, run.id)

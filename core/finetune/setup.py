@@ -29,8 +29,8 @@ from core.training.checkpoint import save_checkpoint
 from core.training.config import TrainConfig
 from core.training.data import dataset_facts
 from core.training.runs import Run, create_run, get_run, prepare_config
+from core.training.run_paths import RunPaths
 
-INIT_FILE = "init.pt"
 # The learning rate on auto, as a fraction of the from-scratch default. Gentler bodies come
 # from discriminative multipliers instead: on the few-shot digits bench 0.3 under-trained the
 # new head (k=2: +9.9 points over scratch) where 1.0 gave +10.9 (k=1: +16.1 vs +18.0).
@@ -110,8 +110,8 @@ def create_finetune_run(ws: Workspace, cfg: TrainConfig, ft: FinetuneConfig, *,
     """The run's folder and row, with ``init.pt`` and its source recorded."""
     prep = prepare_finetune(ws, cfg, ft)
     run = create_run(ws, prep.cfg, status=status, name=name)
-    save_checkpoint(prep.init, run.folder / INIT_FILE)
-    atomic_write_text(run.folder / "finetune.json", json.dumps(
+    save_checkpoint(prep.init, run.paths.init)
+    atomic_write_text(run.paths.finetune, json.dumps(
         {"source": prep.source.record(), "head": prep.head,
          "groups": [{"name": g.name, "params": g.num_params} for g in prep.groups],
          "frozen": prep.cfg.finetune["frozen"], "lr_mults": prep.cfg.finetune["lr_mults"],
@@ -133,6 +133,6 @@ def start_finetune(ws: Workspace, cfg: TrainConfig, ft: FinetuneConfig, *, name:
 def read_finetune_info(folder: Path) -> dict:
     """The run folder's ``finetune.json`` (source, head report, groups), or {} if absent."""
     try:
-        return json.loads((folder / "finetune.json").read_text())
+        return json.loads(RunPaths(folder).finetune.read_text())
     except (OSError, ValueError):
         return {}

@@ -20,6 +20,7 @@ from core.errors import ImageLabError, NotFoundError
 from core.models.torchvision_models import TORCHVISION_ARCHS
 from core.store.workspace import Workspace
 from core.training.checkpoint import load_checkpoint
+from core.training.run_paths import RunPaths
 
 IMAGENET = "imagenet"
 # Set to 1 to never try a download (tests, air-gapped machines): a missing file is an error.
@@ -77,7 +78,7 @@ def _run_exists(ws: Workspace, run_id: str) -> bool:
 
 def run_weights(ws: Workspace, run_id: str) -> SourceWeights:
     folder = ws.runs_dir / run_id
-    path = next((folder / n for n in ("best.pt", "last.pt") if (folder / n).exists()), None)
+    path = next((p for p in (RunPaths(folder).best, RunPaths(folder).last) if p.exists()), None)
     if path is None:
         raise ImageLabError(f"run {run_id} has no checkpoint yet (best.pt or last.pt); "
                             "fine-tune from a run that trained at least one epoch")

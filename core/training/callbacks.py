@@ -32,6 +32,7 @@ from core.store.workspace import Workspace, atomic_write_bytes, atomic_write_tex
 from core.training.checkpoint import load_checkpoint
 from core.training.loop import predict_probs
 from core.training.trainer import Callback, CallbackList, Trainer
+from core.training.run_paths import RunPaths
 
 __all__ = ["Callback", "CallbackList", "Checkpointing", "ConsoleProgress", "EarlyStopping",
            "RunDatabase", "RunFiles", "ValPredictions", "write_val_predictions"]
@@ -47,10 +48,10 @@ class RunFiles(Callback):
 
     def _write_status(self, **changes) -> None:
         self.status.update(changes, updated_at=time.time())
-        atomic_write_text(self.run_dir / "status.json", json.dumps(self.status))
+        atomic_write_text(RunPaths(self.run_dir).status, json.dumps(self.status))
 
     def _append(self, record: dict) -> None:
-        with open(self.run_dir / "metrics.jsonl", "a") as fh:
+        with open(RunPaths(self.run_dir).metrics, "a") as fh:
             fh.write(json.dumps(record) + "\n")
 
     def on_start(self, info: dict) -> None:
@@ -62,7 +63,7 @@ class RunFiles(Callback):
     def _trim_metrics(self, global_step: int, epoch: int) -> None:
         """Forget records after the checkpoint being (re)started from: a killed trainer may
         have logged steps it never saved, and a restart from scratch begins a new curve."""
-        path = self.run_dir / "metrics.jsonl"
+        path = RunPaths(self.run_dir).metrics
         if not path.exists():
             return
         kept = []
@@ -166,12 +167,12 @@ class Checkpointing(Callback):
 
     def on_validation_end(self, trainer: Trainer, record: dict) -> None:
         if record["best_epoch"] == record["epoch"]:
-            trainer.save("best.pt")
-        trainer.save("last.pt")
+            trainer.save("best")
+        trainer.save("last")
 
     def on_fit_end(self, trainer: Trainer, status: str) -> None:
         if status == "stopped":
-            trainer.save("last.pt")
+            trainer.save("last")
 
 
 class EarlyStopping(Callback):
@@ -206,8 +207,8 @@ def write_val_predictions(t: Trainer, path: Path) -> None:
     for label review: ``image_ids``, ``probs``, ``class_names``, ``source='val'``,
     ``label_version``."""
     model = t.bare_model
-    if t.run_dir is not None and (t.run_dir / "best.pt").exists():
-        model.load_state_dict(load_checkpoint(t.run_dir / "best.pt", t.device)["model"])
+    if t.run_dir is not None and RunPaths(t.run_dir).best.exists():
+        model.load_state_dict(load_checkpoint(RunPaths(t.run_dir).best, t.device)["model"])
     split = t.data.val
     probs = predict_probs(t, model, split)
     buf = io.BytesIO()

@@ -25,8 +25,9 @@ from core.device import pick_device
 from core.errors import ImageLabError
 from core.store.workspace import Workspace
 from core.training.config import TrainConfig
-from core.training.runs import (FINAL, STOP_FILE, Run, create_run, get_run, read_log,
-                                run_folder, set_status)
+from core.training.run_paths import RunPaths
+from core.training.runs import (FINAL, Run, create_run, get_run, read_log, run_folder,
+                                set_status)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,7 +51,7 @@ def resume_run(ws: Workspace, run_id: str) -> Run:
     if run.status not in ("stopped", "failed"):
         raise ImageLabError(f"run {run_id} is {run.status}; only a stopped or failed run "
                             "can be resumed")
-    has_checkpoint = (run.folder / "last.pt").exists()
+    has_checkpoint = run.paths.last.exists()
     # No checkpoint yet (stopped or killed before the first save): start it over.
     set_status(ws, run_id, "queued", "waiting to resume" if has_checkpoint else
                "no checkpoint yet: restarting from the beginning")
@@ -67,16 +68,16 @@ def stop_run(ws: Workspace, run_id: str) -> Run:
             conn.execute("UPDATE jobs SET status='cancelled', finished_at=? "
                          "WHERE run_id=? AND status='queued'", (time.time(), run_id))
         set_status(ws, run_id, "stopped", "stopped before it started"
-                   if not (run.folder / "last.pt").exists() else "stopped while queued")
+                   if not run.paths.last.exists() else "stopped while queued")
     elif run.status == "running":
-        (run.folder / STOP_FILE).write_text(str(time.time()))
+        run.paths.stop.write_text(str(time.time()))
     else:
         raise ImageLabError(f"run {run_id} is already {run.status}")
     return get_run(ws, run_id)
 
 
 def enqueue(ws: Workspace, run_id: str, resume: bool) -> None:
-    cfg = json.loads((run_folder(ws, run_id) / "config.json").read_text())
+    cfg = json.loads(RunPaths(run_folder(ws, run_id)).config.read_text())
     args = ["--resume"] if resume else []
     with ws.write() as conn:
         conn.execute("INSERT INTO jobs (run_id, kind, device, status, args_json, created_at) "
@@ -113,7 +114,7 @@ def dispatch(ws: Workspace) -> list[str]:
 
 def _launch(ws: Workspace, run_id: str, extra: list[str], job_id: int) -> int:
     folder = run_folder(ws, run_id)
-    log = open(folder / "log.txt", "ab")
+    log = open(RunPaths(folder).log, "ab")
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     cmd = [sys.executable, "-m", "core", "train", "--home", str(ws.root), "--run-dir",

@@ -112,7 +112,7 @@ def train_one_epoch(t: Trainer) -> bool:
             if (t.step < t.steps_per_epoch
                     and time.monotonic() - t.last_save >= CHECKPOINT_EVERY_S):
                 _flush(t, a, loss_sum, correct, seen, t0)   # the sums so far go into the checkpoint
-                t.save("last.pt")
+                t.save("last")
                 a = t.accum
                 loss_sum.zero_()
                 correct.zero_()

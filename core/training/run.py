@@ -35,8 +35,9 @@ from core.training.data import BatchAugment, class_weights, load_training_data, 
 from core.training.ddp import DistContext
 from core.training.loop import autocast_for, end_epoch, train_one_epoch
 from core.training.optim import build_optimizer
-from core.training.runs import STOP_FILE, load_run_config, run_folder
+from core.training.runs import load_run_config, run_folder
 from core.training.trainer import Trainer
+from core.training.run_paths import RunPaths
 
 # Config sections the engine does not apply itself: a callback must (``config_sections``).
 CALLBACK_SECTIONS = ("finetune",)
@@ -133,7 +134,7 @@ def run_callbacks(ws: Workspace, run_id: str, cfg: TrainConfig, run_dir: Path,
     the label-review predictions. Rank 0 gets them all, other ranks only those that are
     not ``rank_zero_only``."""
     cbs = [RunFiles(run_dir), RunDatabase(ws, run_id), *extra, Checkpointing(),
-           EarlyStopping(cfg.early_stopping), ValPredictions(run_dir / "predictions_val.npz")]
+           EarlyStopping(cfg.early_stopping), ValPredictions(RunPaths(run_dir).predictions_val)]
     return CallbackList(cbs if dist.is_main else [c for c in cbs if not c.rank_zero_only])
 
 
@@ -152,17 +153,17 @@ def train_run(ws: Workspace, run_id: str, *, resume: bool = False,
     cfg = load_run_config(run_dir)
     cb = run_callbacks(ws, run_id, cfg, run_dir, dist, list(callbacks or []))
     if dist.is_main:
-        (run_dir / STOP_FILE).unlink(missing_ok=True)
+        RunPaths(run_dir).stop.unlink(missing_ok=True)
     t = None
     started = time.time()
     try:
         dist.init(pick_device(cfg.device).split(":")[0])
         t = build_trainer(ws, cfg, dist=dist, run_dir=run_dir, callbacks=cb, progress=progress)
         if resume:
-            if not (run_dir / "last.pt").exists():
+            if not RunPaths(run_dir).last.exists():
                 raise ImageLabError(f"run {run_id} has no checkpoint to resume from "
                                     "(it stopped before its first step); start a new run")
-            t.restore(load_checkpoint(run_dir / "last.pt", map_location=t.device))
+            t.restore(load_checkpoint(RunPaths(run_dir).last, map_location=t.device))
         cb.on_start({"run_id": run_id, "pid": os.getpid(), "dataset": cfg.dataset,
                      "arch": cfg.arch, "device": str(t.device), "precision": cfg.precision,
                      "image_size": cfg.image_size, "epochs": cfg.epochs,
@@ -185,7 +186,7 @@ def train_run(ws: Workspace, run_id: str, *, resume: bool = False,
         raise
     finally:
         if dist.is_main:
-            (run_dir / STOP_FILE).unlink(missing_ok=True)
+            RunPaths(run_dir).stop.unlink(missing_ok=True)
     summary = run_summary(run_id, status, message, t)
     cb.on_end(summary)
     return summary

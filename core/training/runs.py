@@ -21,7 +21,6 @@ from core.training.data import dataset_facts
 from core.training.run_paths import RunPaths, summary_row
 
 FINAL = ("finished", "stopped", "failed")
-STOP_FILE = "STOP"           # in a run folder while a stop is requested (checked at every step)
 
 
 @dataclass
@@ -96,9 +95,9 @@ def create_run(ws: Workspace, cfg: TrainConfig, *, status: str = "queued", name:
     run_id = new_run_id()
     folder = run_folder(ws, run_id)
     folder.mkdir(parents=True)
-    atomic_write_text(folder / "config.json", cfg.to_json())
-    atomic_write_text(folder / "classes.json", json.dumps(facts.class_names))
-    atomic_write_text(folder / "status.json", json.dumps(
+    atomic_write_text(RunPaths(folder).config, cfg.to_json())
+    atomic_write_text(RunPaths(folder).classes, json.dumps(facts.class_names))
+    atomic_write_text(RunPaths(folder).status, json.dumps(
         {"status": status, "epoch": 0, "epochs": cfg.epochs, "updated_at": time.time()}))
     with ws.write() as conn:
         conn.execute("INSERT INTO runs (id, dataset_id, kind, name, status, config_json, "
@@ -144,12 +143,12 @@ def set_status(ws: Workspace, run_id: str, status: str, message: str = "",
     folder = run_folder(ws, run_id)
     st = read_status(folder)
     st.update(status=status, message=message, updated_at=now)
-    atomic_write_text(folder / "status.json", json.dumps(st))
+    atomic_write_text(RunPaths(folder).status, json.dumps(st))
 
 
 def read_status(folder: Path) -> dict:
     try:
-        return json.loads((folder / "status.json").read_text())
+        return json.loads(RunPaths(folder).status.read_text())
     except (OSError, ValueError):
         return {}
 
@@ -170,7 +169,7 @@ def read_metrics(folder: Path) -> MetricRecords:
     """
     out = MetricRecords()
     try:
-        with open(folder / "metrics.jsonl", encoding="utf-8", errors="replace") as fh:
+        with open(RunPaths(folder).metrics, encoding="utf-8", errors="replace") as fh:
             for line in fh:
                 if not line.strip():
                     continue
@@ -189,7 +188,7 @@ def read_metrics(folder: Path) -> MetricRecords:
 
 def read_log(folder: Path, lines: int = 40) -> str:
     try:
-        with open(folder / "log.txt", "rb") as fh:
+        with open(RunPaths(folder).log, "rb") as fh:
             fh.seek(0, 2)
             size = fh.tell()
             fh.seek(max(0, size - 64_000))
@@ -201,6 +200,6 @@ def read_log(folder: Path, lines: int = 40) -> str:
 
 def load_run_config(folder: Path) -> TrainConfig:
     try:
-        return TrainConfig.from_dict(json.loads((folder / "config.json").read_text()))
+        return TrainConfig.from_dict(json.loads(RunPaths(folder).config.read_text()))
     except (OSError, ValueError) as exc:
         raise ImageLabError(f"run folder {folder} has no readable config.json ({exc})") from None

@@ -24,7 +24,7 @@ from core.training.checkpoint import save_checkpoint
 from core.training.config import TrainConfig
 from core.training.data import BatchAugment, TrainingData
 from core.training.ddp import DistContext
-from core.training.runs import STOP_FILE
+from core.training.run_paths import RunPaths
 
 CHECKPOINT_FORMAT = 1
 
@@ -151,7 +151,7 @@ class Trainer:
     def stop_requested(self) -> bool:
         """A SIGTERM or the run folder's STOP file (on any rank, under DDP)."""
         local = self.stop_flag or (self.run_dir is not None and self.dist.is_main
-                                   and (self.run_dir / STOP_FILE).exists())
+                                   and RunPaths(self.run_dir).stop.exists())
         return self.dist.any_flag(local, self.device) if self.dist.enabled else local
 
     def state(self) -> dict:
@@ -170,13 +170,14 @@ class Trainer:
                 "mean": self.data.mean, "std": self.data.std}
 
     def save(self, name: str) -> None:
-        """Write the checkpoint ``run_dir/name`` (rank 0 only; nothing without a run folder)."""
+        """Write the checkpoint ``best`` or ``last`` into the run folder (rank 0 only;
+        nothing without a run folder)."""
         if self.run_dir is None or not self.dist.is_main:
             return
-        path = self.run_dir / name
+        path = RunPaths(self.run_dir).checkpoint(name)
         save_checkpoint(self.state(), path)
         self.last_save = time.monotonic()
-        self.callbacks.on_checkpoint(path, name.removesuffix(".pt"))
+        self.callbacks.on_checkpoint(path, path.stem)
 
     def restore(self, ckpt: dict) -> None:
         """Continue from a checkpoint of this run; refuses one made on other data."""

@@ -18,7 +18,8 @@ from core.training.checkpoint import load_checkpoint
 from core.training.config import TrainConfig
 from core.training.loop import prepare_batch, train_step
 from core.training.run import build_trainer, train_run
-from core.training.runs import (STOP_FILE, create_run, get_run, prepare_config, read_metrics,
+from core.training.run_paths import RunPaths
+from core.training.runs import (create_run, get_run, prepare_config, read_metrics,
                                 read_status)
 from tests.conftest import REPO, python_env
 
@@ -103,7 +104,7 @@ class StopAt(Callback):
 
     def on_step(self, m):
         if (m["epoch"], m["step"]) == (self.epoch, self.step):
-            (self.folder / STOP_FILE).write_text("stop")
+            RunPaths(self.folder).stop.write_text("stop")
 
 
 def _weights(folder):
@@ -124,7 +125,7 @@ def test_stop_then_resume_reaches_the_same_weights_as_an_uninterrupted_run(sampl
     assert (ckpt["epoch"], ckpt["step"]) == (1, 5)             # exactly at the step boundary
     assert get_run(ws, broken.id).status == "stopped"
     assert read_status(broken.folder)["status"] == "stopped"
-    assert not (broken.folder / STOP_FILE).exists()
+    assert not broken.paths.stop.exists()
 
     resumed = train_run(ws, broken.id, resume=True)
     assert resumed["status"] == "finished" and resumed["metrics"]["epochs"] == 2
