@@ -8,11 +8,12 @@ HOST    ?= 127.0.0.1
 PORT    ?= 8501
 export IMAGELAB_HOME ?= $(CURDIR)/workspace
 
-.PHONY: setup setup-dev browser run samples test bench soak guide-images clean-workspace help
+.PHONY: setup setup-dev browser run samples test lint bench soak guide-images clean-workspace help
 
 help:
 	@echo "make run    set up, prepare the built-in samples, open the dashboard on http://$(HOST):$(PORT)"
 	@echo "make test   set up (Python packages and Debian's chromium) and run every test"
+	@echo "make lint   ruff (pyflakes, import order, bugbear); make test runs it first"
 	@echo "make bench  measure speed: prints a table of ratios and writes bench/results.json"
 	@echo "make soak   robustness: 100k images, training and editing under random kills"
 
@@ -46,8 +47,12 @@ run: setup
 	$(PY) -m core samples ensure
 	$(PY) -m dashboard.launch --host $(HOST) --port $(PORT)
 
-test: setup-dev
+test: setup-dev lint
 	$(PY) -m pytest
+
+# pyflakes, import sorting and bugbear (pyproject.toml [tool.ruff]); part of make test.
+lint: setup-dev
+	$(VENV)/bin/ruff check .
 
 bench: setup
 	$(PY) -m bench

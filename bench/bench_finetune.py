@@ -35,8 +35,8 @@ TARGETS = {1: 15.0, 2: 10.0}
 
 
 def _train_few_shot(ws, cfg, positions, test):
-    from core.finetune.fewshot import accuracy_on, restrict_train
     from core.finetune.callback import FineTuning
+    from core.finetune.fewshot import accuracy_on, restrict_train
     from core.training.loop import train_one_epoch
     from core.training.run import build_trainer
     t = build_trainer(ws, cfg, callbacks=[FineTuning()])    # a no-op for the scratch config

@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from bench.harness import Result
+from core.store.run_paths import RunPaths
 
 REPO = Path(__file__).resolve().parent.parent
 N_SHAPES = 4000
@@ -158,7 +159,7 @@ def bench_time_to_98(tmp: Path) -> tuple[float, dict]:
         raise RuntimeError(proc.stderr[-2000:])
     summary = json.loads(proc.stdout)
     records = [json.loads(line) for line in
-               (home / "runs" / summary["run_id"] / "metrics.jsonl").read_text().splitlines()]
+               RunPaths(home / "runs" / summary["run_id"]).metrics.read_text().splitlines()]
     hit = next((r for r in records if r["type"] == "epoch" and r["val_accuracy"] >= 0.98), None)
     seconds = (hit["time"] - t0) if hit else float("inf")
     return seconds, {"epoch_reached": hit["epoch"] + 1 if hit else None,

@@ -233,7 +233,7 @@ def main(argv=None) -> int:
                              (a["action"],)).fetchone()[0]
             found += int(n == a["changed"])
     trainer_peak = 0.0
-    log = (ws.runs_dir / run.id / "log.txt")
+    log = run.paths.log
     peak = max(peak_rss_mb(), server.peak_mb, *(e.peak_mb for e in editors))
     report = {
         "images": args.images, "import_seconds": round(import_seconds, 1),

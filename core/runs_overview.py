@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 
+from core.store.run_paths import summary_row
 from core.store.workspace import Workspace
-from core.training.run_paths import summary_row
 
 
 def count_runs(ws: Workspace) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.inference.predictor import LoadedModel, checkpoint_path, load_run_model
+from core.store.run_paths import run_paths
 from core.store.workspace import Workspace, open_workspace
 
 
@@ -20,6 +21,6 @@ def _load(root: str, run_id: str, path: str, mtime: float, calibration_mtime: fl
 
 def loaded_model(ws: Workspace, run_id: str) -> LoadedModel:
     path = checkpoint_path(ws, run_id)
-    cal = ws.runs_dir / run_id / "calibration.json"
+    cal = run_paths(ws, run_id).calibration
     return _load(str(ws.root), run_id, str(path), path.stat().st_mtime,
                  cal.stat().st_mtime if cal.exists() else 0.0)

@@ -1,4 +1,4 @@
-"""Column headings and formats for run tables (``core.training.run_paths.summary_row``
+"""Column headings and formats for run tables (``core.store.run_paths.summary_row``
 rows), shared by the Home and Train pages; free of torch so the Home page stays light."""
 
 from __future__ import annotations

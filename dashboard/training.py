@@ -15,10 +15,10 @@ import torch
 from torchvision.utils import make_grid
 
 from core.data.catalog import dataset_info
-from core.errors import ImageLabError
-from core.models import ARCH_DESCRIPTIONS
 from core.device import available_devices
+from core.errors import ImageLabError
 from core.labels.history import list_actions
+from core.models import ARCH_DESCRIPTIONS
 from core.training.config import BALANCE, CROPS, OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig
 from core.training.data import BatchAugment, load_training_data
 from core.training.estimate import estimate_epoch_seconds

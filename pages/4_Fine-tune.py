@@ -9,8 +9,15 @@ from core.errors import ImageLabError
 from core.finetune.compare import latest_comparison, quick_probe, start_comparison
 from core.finetune.lr_finder import lr_find
 from core.finetune.setup import prepare_finetune, start_finetune
-from dashboard.finetune import (comparison_view, finetune_configs, group_tree, head_report,
-                                lr_finder_figure, preview, source_picker)
+from dashboard.finetune import (
+    comparison_view,
+    finetune_configs,
+    group_tree,
+    head_report,
+    lr_finder_figure,
+    preview,
+    source_picker,
+)
 from dashboard.run_view import live_run
 from dashboard.setup import page_setup
 

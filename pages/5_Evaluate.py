@@ -8,10 +8,14 @@ from core.errors import ImageLabError
 from core.evaluation.analysis import cell_images, compare_runs, most_confused_pairs, top_losses
 from core.evaluation.evaluate import evaluate_run, stored_predictions
 from core.training.runs import list_runs, read_metrics
-from dashboard.evaluation import (confusion_figure, curve_figure, reliability_figure,
-                                  run_curves_figure)
-from dashboard.evaluation_widgets import (compare_runs_picker, fix_images_panel, gradcam_gallery,
-                                          per_class_table, selected_cell)
+from dashboard.evaluation import confusion_figure, curve_figure, reliability_figure, run_curves_figure
+from dashboard.evaluation_widgets import (
+    compare_runs_picker,
+    fix_images_panel,
+    gradcam_gallery,
+    per_class_table,
+    selected_cell,
+)
 from dashboard.label_actions import show_error, show_flash
 from dashboard.setup import page_setup
 

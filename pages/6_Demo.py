@@ -5,8 +5,14 @@ import streamlit as st
 from core.errors import ImageLabError
 from core.inference.registry import champion, finished_run_ids, model_card
 from dashboard.demo import collect_inputs, decode_or_warn, prediction_card
-from dashboard.demo_sections import (answer_settings, batch_prediction, export_section,
-                                     feedback_popover, model_card_panel, monitoring)
+from dashboard.demo_sections import (
+    answer_settings,
+    batch_prediction,
+    export_section,
+    feedback_popover,
+    model_card_panel,
+    monitoring,
+)
 from dashboard.models import loaded_model
 from dashboard.setup import page_setup
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from core.cli.output import StderrProgress, emit, log, table
 from core.data import catalog
 from core.data.quality import quality_report
-from core.data.samples import SAMPLES, ensure_samples, import_sample
+from core.data.samples import SAMPLES, ensure_samples
 from core.data.sources import ImportOptions, import_source
 from core.errors import ImageLabError
 

@@ -34,12 +34,21 @@ from PIL import Image
 
 from core.data.catalog import SPLITS, create_dataset, ensure_classes, get_dataset_id, validate_dataset_name
 from core.data.decode import DecodedImage
-from core.data.prepare import (BatchTarget, Prepared, Skipped, discard_pool,
-                               prepare_bytes, prepare_files, prepare_item, store_image,
-                               with_stats, worker_count, worker_pool)
+from core.data.prepare import (
+    BatchTarget,
+    Prepared,
+    Skipped,
+    discard_pool,
+    prepare_bytes,
+    prepare_files,
+    prepare_item,
+    store_image,
+    with_stats,
+    worker_count,
+    worker_pool,
+)
 from core.data.quality import dataset_flags, exact_copies, refresh_flags
-from core.data.tensor_cache import (import_cache_size, import_side, load_cache, median_side,
-                                    prebuild_pixels)
+from core.data.tensor_cache import import_cache_size, import_side, load_cache, median_side, prebuild_pixels
 from core.errors import ImageLabError
 from core.store.workspace import Workspace
 
@@ -356,7 +365,7 @@ class DatasetWriter:
             if prebuilding is not None:
                 try:
                     prebuilt = prebuilding.future.result()
-                except Exception:  # noqa: BLE001 - a derived file: build it the ordinary way
+                except Exception:  # a derived file: on any failure, build it the ordinary way
                     prebuilt = None
             load_cache(self.ws, self.name, size, decoded=self._keep, progress=self.progress,
                        prebuilt=prebuilt)

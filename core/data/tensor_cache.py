@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 import numpy as np
+
 from core.data.catalog import get_dataset_id
 from core.data.decode import BadImage, load_image_file
 from core.data.preprocess import Preprocessing
@@ -173,7 +174,8 @@ def _build(ws, folder: Path, rows, ids: np.ndarray, size: int, channels: int,
     _write_rows(out, (row_pixels(k, i, sha) for k, (i, sha) in enumerate(zip(ids.tolist(), shas))),
                 progress, f"decoding images into the {size}px cache")
     out.flush()
-    del out, old
+    del out
+    old = None            # release the old memmap before its file is replaced
     os.replace(tmp, folder / "pixels.npy")
     np.save(folder / "image_ids.npy", ids)
     atomic_write_text(folder / "shas.json", json.dumps(shas))

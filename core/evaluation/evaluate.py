@@ -26,6 +26,7 @@ from core.data.catalog import get_dataset_id, label_version
 from core.data.tensor_cache import load_cache
 from core.errors import ImageLabError
 from core.evaluation.metrics import classification_report, fit_temperature, reliability, softmax
+from core.store.run_paths import run_paths
 from core.store.workspace import Workspace, atomic_write_text
 from core.training.run_model import LoadedModel, load_run_model, run_dataset
 
@@ -104,9 +105,8 @@ def evaluate_run(ws: Workspace, run_id: str, dataset: str | None = None, split: 
     ids, names, version = labelled_rows(ws, dataset, split)
     if len(ids) == 0:
         raise ImageLabError(f"dataset {dataset!r} has no labelled images in split {split!r}")
-    folder = ws.runs_dir / run_id / "eval"
-    stem = f"{dataset}-{split}"
-    stored = _read_json(folder / f"{stem}.json")
+    paths = run_paths(ws, run_id)
+    stored = _read_json(paths.eval_report(dataset, split))
     ckpt_mtime = lm.checkpoint.stat().st_mtime
     if (not refresh and stored and stored.get("label_version") == version
             and stored.get("checkpoint_mtime") == ckpt_mtime):
@@ -128,16 +128,16 @@ def evaluate_run(ws: Workspace, run_id: str, dataset: str | None = None, split: 
         "images_per_second": round(len(ids) / seconds, 1) if seconds > 0 else None,
         "evaluated_at": time.time(),
     })
-    folder.mkdir(parents=True, exist_ok=True)
-    _save_npz(folder / f"{stem}.npz", image_ids=ids, y_true=y, logits=logits, probs=probs,
+    paths.eval_dir.mkdir(parents=True, exist_ok=True)
+    _save_npz(paths.eval_report(dataset, split, ".npz"), image_ids=ids, y_true=y, logits=logits, probs=probs,
               loss=losses.numpy(), class_names=np.array(lm.classes))
-    atomic_write_text(folder / f"{stem}.json", json.dumps(report))
+    atomic_write_text(paths.eval_report(dataset, split), json.dumps(report))
     return report
 
 
 def ensure_calibration(ws: Workspace, lm: LoadedModel, dataset: str) -> float:
     """Fit the temperature on the run's validation split once; saved with the run."""
-    path = ws.runs_dir / lm.run_id / "calibration.json"
+    path = run_paths(ws, lm.run_id).calibration
     stored = _read_json(path)
     if stored and stored.get("checkpoint_mtime") == lm.checkpoint.stat().st_mtime:
         lm.temperature = float(stored["temperature"])
@@ -161,7 +161,7 @@ def ensure_calibration(ws: Workspace, lm: LoadedModel, dataset: str) -> float:
 
 def stored_predictions(ws: Workspace, run_id: str, dataset: str, split: str) -> dict | None:
     """The per-image arrays saved by ``evaluate_run`` (None when not evaluated yet)."""
-    path = ws.runs_dir / run_id / "eval" / f"{dataset}-{split}.npz"
+    path = run_paths(ws, run_id).eval_report(dataset, split, ".npz")
     try:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}

@@ -13,14 +13,13 @@ trainer for a fine-tuning config passes ``FineTuning()`` in (one instance per tr
 from __future__ import annotations
 
 from core.errors import ImageLabError
-from core.finetune.groups import (FreezeSchedule, layer_groups, param_groups, resolve_freeze,
-                                  resolve_lr_mults)
+from core.finetune.groups import FreezeSchedule, layer_groups, param_groups, resolve_freeze, resolve_lr_mults
 from core.finetune.setup import FinetuneConfig, prepare_finetune
+from core.store.run_paths import RunPaths
 from core.training.checkpoint import load_checkpoint
 from core.training.data import BatchAugment
 from core.training.optim import optimizer_for
 from core.training.trainer import Callback, Trainer
-from core.training.run_paths import RunPaths
 
 
 class FineTuning(Callback):

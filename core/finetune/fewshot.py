@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from core.data.tensor_cache import load_cache
 from core.errors import ImageLabError
 from core.store.workspace import Workspace
-from core.data.tensor_cache import load_cache
 from core.training.data import Split, labelled_images
 from core.training.loop import evaluate
 from core.training.trainer import Trainer

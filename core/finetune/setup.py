@@ -23,13 +23,13 @@ from core.finetune.groups import layer_groups, resolve_freeze, resolve_lr_mults
 from core.finetune.heads import adapt_state
 from core.finetune.sources import SourceWeights, resolve_source
 from core.models import create_model
+from core.store.run_paths import RunPaths
 from core.store.workspace import Workspace, atomic_write_text
 from core.training import jobs
 from core.training.checkpoint import save_checkpoint
 from core.training.config import TrainConfig
 from core.training.data import dataset_facts
 from core.training.runs import Run, create_run, get_run, prepare_config
-from core.training.run_paths import RunPaths
 
 # The learning rate on auto, as a fraction of the from-scratch default. Gentler bodies come
 # from discriminative multipliers instead: on the few-shot digits bench 0.3 under-trained the

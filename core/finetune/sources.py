@@ -18,9 +18,9 @@ import torch
 
 from core.errors import ImageLabError, NotFoundError
 from core.models.torchvision_models import TORCHVISION_ARCHS
+from core.store.run_paths import RunPaths
 from core.store.workspace import Workspace
 from core.training.checkpoint import load_checkpoint
-from core.training.run_paths import RunPaths
 
 IMAGENET = "imagenet"
 # Set to 1 to never try a download (tests, air-gapped machines): a missing file is an error.
@@ -173,7 +173,7 @@ def _load_torch_file(path: Path):
         return load_checkpoint(path)
     except ImageLabError:
         raise
-    except Exception as exc:     # noqa: BLE001 — whatever the bytes were, they are not weights
+    except Exception as exc:     # whatever the bytes were, they are not weights
         raise ImageLabError(f"checkpoint {path} cannot be read: it is not a PyTorch weights "
                             f"file ({type(exc).__name__})") from None
 

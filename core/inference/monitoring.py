@@ -15,11 +15,13 @@ import time
 from pathlib import Path
 
 from core.errors import NotFoundError
+from core.store.run_paths import run_paths
 from core.store.workspace import Workspace
 
 
 def prediction_log_path(ws: Workspace, run_id: str) -> Path:
-    return ws.runs_dir / run_id / "service" / "predictions.jsonl"
+    """Where the prediction service appends one JSON line per request for this run."""
+    return run_paths(ws, run_id).prediction_log
 
 
 def read_prediction_log(ws: Workspace, run_id: str, since: float | None = None) -> list[dict]:
@@ -59,7 +61,7 @@ def percentile(values: list[float], q: float) -> float | None:
 
 def run_classes(ws: Workspace, run_id: str) -> list[str]:
     try:
-        return list(json.loads((ws.runs_dir / run_id / "classes.json").read_text()))
+        return list(json.loads(run_paths(ws, run_id).classes.read_text()))
     except (OSError, ValueError):
         return []
 

@@ -20,8 +20,12 @@ from PIL import Image
 
 from core.data.decode import BadImage, decode_image
 from core.errors import ImageLabError
-from core.training.run_model import (LoadedModel, checkpoint_path, load_run_model,  # noqa: F401
-                                     read_temperature)  # re-exported for the UI and tests
+from core.training.run_model import LoadedModel, checkpoint_path, load_run_model, read_temperature
+
+# The run-model loader lives in core.training.run_model (below evaluation and inference);
+# it is re-exported here because the demo path, the service and the UI start from here.
+__all__ = ["LoadedModel", "checkpoint_path", "load_run_model", "read_temperature",
+           "decode_for_prediction", "Prediction", "predict_one", "single_input", "planar_pixels"]
 
 
 def decode_for_prediction(data: bytes) -> Image.Image:
@@ -108,7 +112,7 @@ def planar_pixels(img: Image.Image) -> bytes:
                 planes.append(data)
             else:
                 return planes[0] if len(planes) == 1 else b"".join(planes)
-        except Exception:       # noqa: BLE001 - the general path below is the reference
+        except Exception:       # any failure: the general path below is the reference
             pass
     pixels = np.asarray(img)
     return pixels.tobytes() if pixels.ndim == 2 else pixels.transpose(2, 0, 1).tobytes()

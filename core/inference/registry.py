@@ -17,6 +17,7 @@ import torch
 
 from core.errors import ImageLabError, NotFoundError
 from core.inference.predictor import LoadedModel, checkpoint_path, load_run_model
+from core.store.run_paths import run_paths
 from core.store.workspace import Workspace, atomic_write_text
 
 CHAMPION = "champion"
@@ -142,7 +143,7 @@ def _tags(text: str | None) -> list[str]:
 
 def _evaluations(ws: Workspace, run_id: str) -> dict:
     out = {}
-    folder = ws.runs_dir / run_id / "eval"
+    folder = run_paths(ws, run_id).eval_dir
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         try:
             rep = json.loads(path.read_text())
@@ -157,7 +158,7 @@ def _evaluations(ws: Workspace, run_id: str) -> dict:
 def accuracy_coverage_for(ws: Workspace, run_id: str) -> dict | None:
     """The stored accuracy–coverage curve (validation preferred) for the abstain threshold."""
     for split in ("val", "test"):
-        for path in (ws.runs_dir / run_id / "eval").glob(f"*-{split}.json"):
+        for path in run_paths(ws, run_id).eval_dir.glob(f"*-{split}.json"):
             try:
                 return {**json.loads(path.read_text())["accuracy_coverage"], "source": path.stem}
             except (OSError, ValueError, KeyError):

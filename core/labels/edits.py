@@ -22,8 +22,7 @@ import time
 from typing import Iterable
 
 from core.errors import ImageLabError
-from core.labels.common import (ActionResult, LabelConflict, class_names_by_id, label_version,
-                                new_action)
+from core.labels.common import ActionResult, LabelConflict, class_names_by_id, label_version, new_action
 
 SPLITS = ("train", "val", "test")
 

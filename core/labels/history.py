@@ -15,8 +15,16 @@ import time
 from dataclasses import asdict, dataclass
 
 from core.errors import ImageLabError
-from core.labels.common import (ActionResult, LabelConflict, class_names_by_id, current_user,
-                                dataset_id, label_version, live_classes, new_action)
+from core.labels.common import (
+    ActionResult,
+    LabelConflict,
+    class_names_by_id,
+    current_user,
+    dataset_id,
+    label_version,
+    live_classes,
+    new_action,
+)
 from core.labels.edits import begin_edit, class_event, commit_staged
 from core.store.workspace import Workspace
 

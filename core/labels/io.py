@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from core.errors import ImageLabError
-from core.labels.common import ActionResult, class_names_by_id, current_user, dataset_id, live_classes
 from core.labels.classes import validate_class_name
+from core.labels.common import class_names_by_id, current_user, dataset_id, live_classes
 from core.labels.edits import SPLITS, begin_edit, class_event, commit_staged
 from core.store.workspace import Workspace, atomic_write_bytes
 

@@ -26,12 +26,18 @@ import numpy as np
 
 from core.data.phash import near_groups
 from core.errors import ImageLabError
-from core.labels.common import (ActionResult, class_id_for, class_names_by_id, current_user,
-                                dataset_id, live_classes)
+from core.labels.common import (
+    ActionResult,
+    class_id_for,
+    class_names_by_id,
+    current_user,
+    dataset_id,
+    live_classes,
+)
 from core.labels.edits import begin_edit, commit_staged, stage_image_field, stage_labels
+from core.store.run_paths import run_paths
 from core.store.workspace import Workspace
 
-PREDICTION_FILE = "predictions_val.npz"     # written by the trainer when a run finishes
 SOURCES = {"val": "the validation split (the model never trained on it)"}
 
 
@@ -135,7 +141,7 @@ def prediction_runs(ws: Workspace, dataset: str) -> list[tuple[str, Path]]:
         runs = [r[0] for r in conn.execute(
             "SELECT id FROM runs WHERE dataset_id = ? AND status = 'finished' "
             "ORDER BY COALESCE(finished_at, created_at) DESC", (ds_id,))]
-    paths = [(run_id, ws.runs_dir / run_id / PREDICTION_FILE) for run_id in runs]
+    paths = [(run_id, run_paths(ws, run_id).predictions_val) for run_id in runs]
     return [(run_id, path) for run_id, path in paths if path.is_file()]
 
 

@@ -28,11 +28,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core.store.run_paths import RunPaths
 from core.store.workspace import Workspace, atomic_write_bytes, atomic_write_text
 from core.training.checkpoint import load_checkpoint
 from core.training.loop import predict_probs
 from core.training.trainer import Callback, CallbackList, Trainer
-from core.training.run_paths import RunPaths
 
 __all__ = ["Callback", "CallbackList", "Checkpointing", "ConsoleProgress", "EarlyStopping",
            "RunDatabase", "RunFiles", "ValPredictions", "write_val_predictions"]

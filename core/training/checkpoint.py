@@ -12,8 +12,8 @@ import errno
 import io
 import os
 import pickle
-import zipfile
 import tempfile
+import zipfile
 from pathlib import Path
 
 import torch

@@ -23,11 +23,10 @@ from pathlib import Path
 
 from core.device import pick_device
 from core.errors import ImageLabError
+from core.store.run_paths import RunPaths
 from core.store.workspace import Workspace
 from core.training.config import TrainConfig
-from core.training.run_paths import RunPaths
-from core.training.runs import (FINAL, Run, create_run, get_run, read_log, run_folder,
-                                set_status)
+from core.training.runs import FINAL, Run, create_run, get_run, read_log, run_folder, set_status
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

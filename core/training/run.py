@@ -26,9 +26,17 @@ import torch
 from core.device import pick_device
 from core.errors import ImageLabError
 from core.models import create_model
+from core.store.run_paths import RunPaths
 from core.store.workspace import Workspace
-from core.training.callbacks import (Callback, CallbackList, Checkpointing, EarlyStopping,
-                                     RunDatabase, RunFiles, ValPredictions)
+from core.training.callbacks import (
+    Callback,
+    CallbackList,
+    Checkpointing,
+    EarlyStopping,
+    RunDatabase,
+    RunFiles,
+    ValPredictions,
+)
 from core.training.checkpoint import load_checkpoint
 from core.training.config import TrainConfig
 from core.training.data import BatchAugment, class_weights, load_training_data, sample_weights
@@ -37,7 +45,6 @@ from core.training.loop import autocast_for, end_epoch, train_one_epoch
 from core.training.optim import build_optimizer
 from core.training.runs import load_run_config, run_folder
 from core.training.trainer import Trainer
-from core.training.run_paths import RunPaths
 
 # Config sections the engine does not apply itself: a callback must (``config_sections``).
 CALLBACK_SECTIONS = ("finetune",)

@@ -28,6 +28,7 @@ from PIL import Image
 from core.data.preprocess import Preprocessing
 from core.errors import ImageLabError, NotFoundError
 from core.models import create_model
+from core.store.run_paths import RunPaths, run_paths
 from core.store.workspace import Workspace
 from core.training.checkpoint import load_checkpoint
 
@@ -83,12 +84,12 @@ class LoadedModel:
 
 def checkpoint_path(ws: Workspace, run_id: str, which: str = "best") -> Path:
     """The run's ``which``.pt file; ``best`` falls back to ``last.pt``."""
-    folder = ws.runs_dir / run_id
-    if not folder.is_dir():
+    paths = run_paths(ws, run_id)
+    if not paths.folder.is_dir():
         raise NotFoundError(f"unknown run {run_id!r}; see `python -m core runs list`")
-    for name in ((f"{which}.pt",) if which != "best" else ("best.pt", "last.pt")):
-        if (folder / name).exists():
-            return folder / name
+    for path in (paths.checkpoint(which),) if which != "best" else (paths.best, paths.last):
+        if path.exists():
+            return path
     raise ImageLabError(f"run {run_id} has no checkpoint yet (it has not finished an epoch)")
 
 
@@ -141,7 +142,7 @@ def _warm_up(model: torch.nn.Module, channels: int, size: int) -> None:
 def read_temperature(run_folder: Path) -> float:
     """The run's fitted softmax temperature from ``calibration.json`` (1.0 if none)."""
     try:
-        t = float(json.loads((run_folder / "calibration.json").read_text())["temperature"])
+        t = float(json.loads(RunPaths(run_folder).calibration.read_text())["temperature"])
     except (OSError, ValueError, KeyError, TypeError):
         return 1.0
     return t if np.isfinite(t) and t > 0 else 1.0

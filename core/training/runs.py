@@ -15,10 +15,10 @@ from pathlib import Path
 
 from core.device import cpu_has_fast_bf16, pick_device
 from core.errors import ImageLabError, NotFoundError
+from core.store.run_paths import RunPaths, summary_row
 from core.store.workspace import Workspace, atomic_write_text
 from core.training.config import TrainConfig, resolve_config
 from core.training.data import dataset_facts
-from core.training.run_paths import RunPaths, summary_row
 
 FINAL = ("finished", "stopped", "failed")
 
@@ -46,7 +46,7 @@ class Run:
         return RunPaths(self.folder)
 
     def summary(self) -> dict:
-        """This run as a table row (``core.training.run_paths.summary_row``)."""
+        """This run as a table row (``core.store.run_paths.summary_row``)."""
         return summary_row(run_id=self.id, dataset=self.dataset, kind=self.kind,
                            status=self.status, config=self.config, metrics=self.metrics,
                            name=self.name)

@@ -19,12 +19,12 @@ from pathlib import Path
 import torch
 
 from core.errors import ImageLabError
+from core.store.run_paths import RunPaths
 from core.store.workspace import Workspace
 from core.training.checkpoint import save_checkpoint
 from core.training.config import TrainConfig
 from core.training.data import BatchAugment, TrainingData
 from core.training.ddp import DistContext
-from core.training.run_paths import RunPaths
 
 CHECKPOINT_FORMAT = 1
 

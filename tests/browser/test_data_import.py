@@ -2,8 +2,13 @@
 
 import pytest
 
-from tests.browser.conftest import (assert_no_exception_box, import_into_new_dataset, open_app,
-                                    screenshot, wait_for_app)
+from tests.browser.conftest import (
+    assert_no_exception_box,
+    import_into_new_dataset,
+    open_app,
+    screenshot,
+    wait_for_app,
+)
 from tests.core.data.corpus import png_bytes, zip_with
 
 pytestmark = pytest.mark.browser

@@ -21,10 +21,17 @@ import pytest
 from PIL import Image
 
 from core.data.samples import render_shape
-from tests.browser.conftest import (ARTIFACTS, PageWatcher, StreamlitServer, open_app,
-                                    assert_no_exception_box, screenshot, wait_for_app)
-from tests.browser.test_labels import choose, settle
+from tests.browser.conftest import (
+    ARTIFACTS,
+    PageWatcher,
+    StreamlitServer,
+    assert_no_exception_box,
+    open_app,
+    screenshot,
+    wait_for_app,
+)
 from tests.browser.test_data_import import upload_archive
+from tests.browser.test_labels import choose, settle
 from tests.browser.test_train import train_and_watch, wait_metric
 from tests.conftest import REPO
 

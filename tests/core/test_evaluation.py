@@ -140,6 +140,7 @@ def test_predict_one_matches_the_batched_path(trained_workspace):
     """The single-image fast path (byte lookup, Python softmax) gives predict's numbers,
     for the trained grayscale model and for an RGB model, with and without a resize."""
     from pathlib import Path
+
     from core.inference.predictor import LoadedModel
     from core.models import create_model
     ws, run_id = trained_workspace

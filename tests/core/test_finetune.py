@@ -30,7 +30,8 @@ def _cfg(dataset, **kw):
 
 
 def test_layer_groups_per_architecture():
-    names = lambda arch: [g.name for g in layer_groups(create_model(arch, 10, 1, 32))]  # noqa
+    def names(arch: str) -> list[str]:
+        return [g.name for g in layer_groups(create_model(arch, 10, 1, 32))]
     assert names("compact") == ["stem", "stage2", "stage3", "head"]
     assert names("pytorch-cnn") == ["stem", "stage2", "fc", "head"]
     assert names("resnet18") == ["stem", "layer1", "layer2", "layer3", "layer4", "head"]
@@ -227,6 +228,7 @@ def test_cli_finetune_and_lr_find_print_one_json_document(trained_workspace):
 
 def test_lr_suggestion_on_flat_and_valley_curves():
     import numpy as np
+
     from core.finetune.lr_finder import suggest
     lrs = list(np.logspace(-5, 1, 60))
     # flat, then it explodes: the minimum's rate / 10, not the first noisy point

@@ -79,6 +79,8 @@ def test_bulk_edits_survive_random_sigkill(workspace):
         for action, n, kind in acked:
             assert action in actions, f"acknowledged action {action} is missing"
             assert events.get(action, 0) == n, (action, n, events.get(action))
+            assert actions[action][0] == {"bulk": "bulk_relabel", "undo": "undo"}[kind], \
+                (action, kind, actions[action])
         # No half-applied action: each bulk action has exactly the events it announced,
         # and each undo has as many events as the action it undid.
         for action, (kind, desc, undone_by) in actions.items():

@@ -38,6 +38,7 @@ def _small_master(tmp_path_factory):
 @pytest.fixture
 def sample_workspace(_small_master, tmp_path, monkeypatch):
     import shutil
+
     from core.store.workspace import open_workspace
     root = tmp_path / "ws"
     shutil.copytree(_small_master, root)

@@ -4,9 +4,17 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from core.evaluation.metrics import (accuracy_coverage, classification_report, confusion_matrix,
-                                     fit_temperature, pr_curve, reliability, roc_curve, softmax,
-                                     top_k_accuracy)
+from core.evaluation.metrics import (
+    accuracy_coverage,
+    classification_report,
+    confusion_matrix,
+    fit_temperature,
+    pr_curve,
+    reliability,
+    roc_curve,
+    softmax,
+    top_k_accuracy,
+)
 
 
 def random_predictions(n=500, k=6, seed=0):

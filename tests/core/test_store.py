@@ -1,6 +1,5 @@
 """The workspace store: folders, SQLite pragmas, migrations, durability."""
 
-import sqlite3
 import subprocess
 import sys
 

@@ -13,14 +13,13 @@ import torch
 
 from core.data.ingest import DatasetWriter
 from core.errors import ImageLabError
+from core.store.run_paths import RunPaths
 from core.training.callbacks import Callback
 from core.training.checkpoint import load_checkpoint
 from core.training.config import TrainConfig
 from core.training.loop import prepare_batch, train_step
 from core.training.run import build_trainer, train_run
-from core.training.run_paths import RunPaths
-from core.training.runs import (create_run, get_run, prepare_config, read_metrics,
-                                read_status)
+from core.training.runs import create_run, get_run, prepare_config, read_metrics, read_status
 from tests.conftest import REPO, python_env
 
 TINY = dict(dataset="digits", image_size=8, epochs=2, batch_size=64, threads=1)
@@ -73,8 +72,8 @@ def test_cli_user_errors_exit_2_with_one_line(sample_workspace):
 
 
 def test_yaml_config_with_flag_overrides(sample_workspace, tmp_path):
-    from core.cli.main import build_parser
     from core.cli.commands.train import config_from_args
+    from core.cli.main import build_parser
     path = tmp_path / "c.yaml"
     path.write_text("dataset: digits\narch: keras-mnist\nepochs: 5\nlr: 0.01\nflip: true\n")
     args = build_parser().parse_args(["train", "--config", str(path), "--epochs", "2"])

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from streamlit.testing.v1 import AppTest
 
-from tests.dashboard.apptest import open_page
 from tests.core.data.corpus import jpeg_bytes, png_bytes, write_imagefolder, zip_with
-from tests.core.data.test_sources_remote import http_server  # noqa: F401 (fixture)
+from tests.dashboard.apptest import open_page
 
 
 def data_page() -> AppTest:

@@ -2,7 +2,6 @@
 fetched image is predicted like any other input."""
 
 from core.data.net import ALLOW_ENV
-from tests.core.data.test_sources_remote import http_server  # noqa: F401 (fixture)
 from tests.dashboard.apptest import open_page
 
 

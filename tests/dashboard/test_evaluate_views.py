@@ -62,7 +62,7 @@ def hundred_classes(workspace):
     rng = np.random.default_rng(0)
     labels = [f"c{k:02d}" for k in range(100)]
     with DatasetWriter(ws, "hundred", "generated", class_order=labels) as writer:
-        for k, label in enumerate(labels):
+        for _k, label in enumerate(labels):
             pattern = rng.integers(0, 256, (8, 8))
             for j, split in enumerate(["train"] * 6 + ["val"] * 2 + ["test"] * 2):
                 noisy = np.clip(pattern + rng.normal(0, 20, (8, 8)), 0, 255).astype(np.uint8)

@@ -1,6 +1,5 @@
 """Every page runs without an exception (Streamlit's AppTest, no browser)."""
 
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest

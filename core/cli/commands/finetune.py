@@ -7,8 +7,13 @@ from core.cli.output import StderrProgress, emit, log, table
 from core.errors import ImageLabError
 from core.finetune.callback import FineTuning
 from core.finetune.lr_finder import lr_find
-from core.finetune.setup import (FinetuneConfig, create_finetune_run, prepare_finetune,
-                                 read_finetune_info, start_finetune)
+from core.finetune.setup import (
+    FinetuneConfig,
+    create_finetune_run,
+    prepare_finetune,
+    read_finetune_info,
+    start_finetune,
+)
 from core.training.callbacks import ConsoleProgress
 from core.training.run import train_run
 from core.training.runs import prepare_config

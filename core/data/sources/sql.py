@@ -47,7 +47,7 @@ def _engine(url: str):
         from sqlalchemy import create_engine
         from sqlalchemy.engine import make_url
     except ImportError as exc:  # pragma: no cover - a broken install
-        raise ImageLabError(f"SQLAlchemy is needed for SQL sources ({exc}); run `make setup`")
+        raise ImageLabError(f"SQLAlchemy is needed for SQL sources ({exc}); run `make setup`") from None
     try:
         parsed = make_url(url)
     except Exception as exc:  # sqlalchemy.exc.ArgumentError

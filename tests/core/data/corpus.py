@@ -90,7 +90,7 @@ def write_imagefolder(root: Path, classes=("cat", "dog"), per_class=4, splits=No
     """Write an ImageFolder tree; return the number of images written."""
     n = 0
     for split in (splits or [None]):
-        for c, cls in enumerate(classes):
+        for _c, cls in enumerate(classes):
             folder = root / split / cls if split else root / cls
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(per_class):

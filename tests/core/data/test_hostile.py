@@ -13,8 +13,15 @@ from core.data.ingest import DatasetWriter
 from core.data.sources import import_source
 from core.data.sources.archive import ArchiveLimits, import_archive
 from core.errors import ImageLabError
-from tests.core.data.corpus import (broken_files, png_bytes, tar_with, tree_files,
-                                    unusual_modes, write_imagefolder, zip_with)
+from tests.core.data.corpus import (
+    broken_files,
+    png_bytes,
+    tar_with,
+    tree_files,
+    unusual_modes,
+    write_imagefolder,
+    zip_with,
+)
 
 
 def test_corrupt_images_are_skipped_with_reasons_and_good_ones_imported(workspace, tmp_path):

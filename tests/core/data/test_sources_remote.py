@@ -3,82 +3,18 @@ torchvision (real MNIST idx files written by the test) sources."""
 
 from __future__ import annotations
 
-import hashlib
-import http.server
 import sqlite3
 import struct
-import threading
 import time
 
 import numpy as np
 import pytest
 
 from core.data.catalog import dataset_info
-from core.data.sources import ImportOptions, import_source
 from core.data.net import ALLOW_ENV, check_address
+from core.data.sources import ImportOptions, import_source
 from core.errors import ImageLabError
-from tests.core.data.corpus import png_bytes, write_imagefolder, zip_with
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    routes: dict = {}
-
-    def log_message(self, *args):  # keep test output clean
-        pass
-
-    def do_GET(self):
-        route = self.routes.get(self.path.split("?")[0])
-        if route is None:
-            self.send_error(404, "Not Found")
-            return
-        kind, payload = route
-        if kind == "redirect":
-            self.send_response(302)
-            self.send_header("Location", payload)
-            self.end_headers()
-        elif kind == "forever":
-            self.send_response(200)
-            self.send_header("Content-Type", "application/zip")
-            self.end_headers()
-            try:
-                while True:
-                    self.wfile.write(b"\0" * 1024)
-                    self.wfile.flush()
-                    time.sleep(0.05)
-            except OSError:
-                return
-        else:
-            self.send_response(200)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-
-@pytest.fixture
-def http_server(tmp_path):
-    write_imagefolder(tmp_path / "src", per_class=3)
-    archive = zip_with(tmp_path / "pets.zip", [(p.relative_to(tmp_path / "src").as_posix(),
-                                                p.read_bytes())
-                                               for p in sorted((tmp_path / "src").rglob("*.png"))])
-    data = archive.read_bytes()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    _Handler.routes = {
-        "/pets.zip": ("application/zip", data),
-        "/page.html": ("text/html", b"<!DOCTYPE html><html><body>Download here</body></html>"),
-        "/forever.zip": ("forever", None),
-        "/moved": ("redirect", "/pets.zip"),
-        "/to-metadata": ("redirect", "http://169.254.169.254/latest/meta-data/"),
-        "/img/a.png": ("image/png", png_bytes(1)),
-        "/img/b.png": ("image/png", png_bytes(2)),
-        "/list.csv": ("text/csv", b"url,label\n/img/a.png,cat\nimg/b.png,dog\n/img/missing.png,dog\n"),
-    }
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield base, hashlib.sha256(data).hexdigest()
-    server.shutdown()
-    server.server_close()
+from tests.core.data.corpus import png_bytes
 
 
 def test_loopback_is_refused_by_default(workspace, http_server, monkeypatch):

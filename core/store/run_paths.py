@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.store.workspace import Workspace
+
 
 @dataclass(frozen=True)
 class RunPaths:
@@ -93,6 +95,11 @@ class RunPaths:
     def checkpoint(self, name: str) -> Path:
         """``best`` or ``last`` (or ``init``) as its ``.pt`` file."""
         return self.folder / f"{name.removesuffix('.pt')}.pt"
+
+
+def run_paths(ws: Workspace, run_id: str) -> RunPaths:
+    """The files of run ``run_id`` in workspace ``ws``."""
+    return RunPaths(ws.runs_dir / run_id)
 
 
 def summary_row(*, run_id: str, dataset: str | None, kind: str | None, status: str,
