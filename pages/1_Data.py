@@ -5,32 +5,26 @@ import streamlit as st
 from core.data.catalog import dataset_info, list_datasets
 from core.data.quality import distributions, import_history, quality_report
 from core.data.samples import SAMPLES, import_sample
-from core.errors import ImageLabError
-from dashboard.data_sources import import_panel, import_report
+from dashboard.data_sources import import_panel, import_report, run_import
 from dashboard.figures import class_balance_figure
 from dashboard.gallery import paged_gallery
-from dashboard.label_actions import show_error
+from dashboard.page import page_setup
 from dashboard.quality import distributions_figure, quality_section, split_composition_figure
-from dashboard.setup import page_setup
 
 ws = page_setup("Data", "🗂️")
 st.title("Data")
 
 with st.sidebar:
     st.subheader("Add a built-in sample")
-    sample_key = st.selectbox("Sample", list(SAMPLES), format_func=lambda k: f"sample:{k}")
+    sample_key = st.selectbox("Sample", list(SAMPLES), format_func=lambda k: f"sample:{k}",
+                              key="sample_kind")
     st.caption(SAMPLES[sample_key].description)
-    new_name = st.text_input("Dataset name", value=f"{SAMPLES[sample_key].default_name}-copy")
-    if st.button("Import sample", type="primary"):
-        bar = st.progress(0.0, text="Importing…")
-        try:
-            report = import_sample(ws, f"sample:{sample_key}", new_name,
-                                   progress=lambda d, t, m: bar.progress(min(d / t, 1.0) if t else 0.5,
-                                                                         text=m))
-            bar.progress(1.0, text="Done")
-            st.success(f"Imported {report.added} images into {report.name!r}.")
-        except ImageLabError as exc:
-            show_error(exc)
+    new_name = st.text_input("Dataset name", value=f"{SAMPLES[sample_key].default_name}-copy",
+                             key=f"sample_name_{sample_key}")
+    if st.button("Import sample", type="primary", key="sample_go"):
+        # the same progress bar and report as every other source (dashboard.data_sources)
+        run_import(lambda progress: import_sample(ws, f"sample:{sample_key}", new_name,
+                                                  progress=progress))
 
 datasets = list_datasets(ws)
 names = [d.name for d in datasets]

@@ -173,3 +173,23 @@ def test_url_sql_builtin_and_image_uploads_from_the_page(workspace, tmp_path, ht
     assert any("Imported 4 images into 'leaves' (7 in total)" in s.value for s in at.success)
     info = dataset_info(workspace, "leaves")
     assert [(c["class"], c["total"]) for c in info.per_class] == [("oak", 7)]
+
+
+def test_a_built_in_sample_from_the_sidebar_gets_the_same_report(workspace):
+    at = data_page()
+    at.sidebar.selectbox(key="sample_kind").select("digits").run()
+    at.sidebar.text_input(key="sample_name_digits").input("my-digits").run()
+    at.sidebar.button(key="sample_go").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    # the report every source gets, in the main area, and the new dataset selected
+    assert any("Imported 1797 images into 'my-digits' (1797 in total)" in s.value
+               for s in at.success), [s.value for s in at.success]
+    assert at.selectbox(key="data_dataset").value == "my-digits"
+    from core.data.catalog import dataset_info
+    assert dataset_info(workspace, "my-digits").num_images == 1797
+
+    # the same name again is refused with a clear message, and nothing is lost
+    at.sidebar.button(key="sample_go").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert at.error, "a second import under the same name must be refused"
+    assert dataset_info(workspace, "my-digits").num_images == 1797
