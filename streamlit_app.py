@@ -5,8 +5,8 @@ import streamlit as st
 
 from core.data.catalog import list_datasets
 from core.runs_overview import count_runs, recent_runs
+from dashboard.page import device_info, page_setup
 from dashboard.run_columns import run_columns
-from dashboard.setup import device_info, page_setup
 
 ws = page_setup("Home", "🏠")
 

@@ -15,11 +15,11 @@ import streamlit as st
 from core.errors import ImageLabError
 from core.evaluation.evaluate import evaluate_run
 from core.inference.batch import predict_uploads, rows_to_csv
-from core.inference.exporting import export_run
 from core.inference.feedback import send_feedback
 from core.inference.monitoring import monitoring_summary
 from core.inference.predictor import LoadedModel
 from core.inference.registry import ModelCard, accuracy_coverage_for, set_champion, set_name
+from core.inference.run_export import export_run
 from dashboard.auth import current_user
 from dashboard.demo import coverage_figure, monitoring_section
 

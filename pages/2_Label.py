@@ -8,7 +8,7 @@ import streamlit as st
 
 from core.data.catalog import dataset_info, list_datasets
 from dashboard import labelling
-from dashboard.setup import page_setup
+from dashboard.page import page_setup
 
 ws = page_setup("Label", "🏷️")
 st.title("Label")

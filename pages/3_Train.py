@@ -9,8 +9,8 @@ import streamlit as st
 from core.data.catalog import list_datasets
 from core.errors import ImageLabError
 from core.training import jobs
+from dashboard.page import page_setup
 from dashboard.run_view import live_run, run_picker, runs_table
-from dashboard.setup import page_setup
 from dashboard.training import augmentation_preview, epoch_estimate, options_form
 
 ws = page_setup("Train", "🏋️")

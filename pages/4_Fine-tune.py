@@ -18,8 +18,8 @@ from dashboard.finetune import (
     preview,
     source_picker,
 )
+from dashboard.page import page_setup
 from dashboard.run_view import live_run
-from dashboard.setup import page_setup
 
 ws = page_setup("Fine-tune", "🎯")
 st.title("Fine-tune")

@@ -17,7 +17,7 @@ from dashboard.evaluation_widgets import (
     selected_cell,
 )
 from dashboard.label_actions import show_error, show_flash
-from dashboard.setup import page_setup
+from dashboard.page import page_setup
 
 ws = page_setup("Evaluate", "📊")
 st.title("Evaluate")

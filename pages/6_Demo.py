@@ -14,7 +14,7 @@ from dashboard.demo_sections import (
     monitoring,
 )
 from dashboard.models import loaded_model
-from dashboard.setup import page_setup
+from dashboard.page import page_setup
 
 presenter = st.query_params.get("presenter") == "1"
 ws = page_setup("Demo", "🎬", sidebar="collapsed" if presenter else "auto")

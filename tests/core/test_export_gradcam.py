@@ -14,7 +14,7 @@ from core.data.preprocess import Preprocessing
 from core.data.tensor_cache import load_cache
 from core.errors import ImageLabError
 from core.evaluation.gradcam import grad_cam, last_conv_layer, overlay
-from core.inference.export import export_model, write_bundle
+from core.inference.export_formats import export_model, write_bundle
 from core.models.factory import create_model
 
 

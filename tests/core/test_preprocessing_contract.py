@@ -33,7 +33,6 @@ from core.data.ingest import DatasetWriter
 from core.data.preprocess import Preprocessing
 from core.data.tensor_cache import IMPORT_CACHE_MAX_SIDE, load_cache
 from core.evaluation.evaluate import cache_inputs
-from core.inference.exporting import export_run
 from core.inference.predictor import (
     decode_for_prediction,
     load_run_model,
@@ -41,6 +40,7 @@ from core.inference.predictor import (
     predict_one,
     single_input,
 )
+from core.inference.run_export import export_run
 from core.store.workspace import open_workspace
 from core.training.config import TrainConfig
 from core.training.run import train_run

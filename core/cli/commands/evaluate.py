@@ -8,7 +8,7 @@ from core.cli.output import StderrProgress, emit, log, table
 from core.errors import ImageLabError
 from core.evaluation.evaluate import evaluate_run
 from core.inference.batch import predict_paths, rows_to_csv
-from core.inference.exporting import export_run
+from core.inference.run_export import export_run
 from core.training.run_model import load_run_model
 
 

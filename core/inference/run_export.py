@@ -8,7 +8,7 @@ import numpy as np
 
 from core.data.tensor_cache import load_cache
 from core.errors import ImageLabError
-from core.inference.export import DEFAULT_TOLERANCE, ExportResult, export_model, write_bundle
+from core.inference.export_formats import DEFAULT_TOLERANCE, ExportResult, export_model, write_bundle
 from core.store.workspace import Workspace
 from core.training.run_model import load_run_model, run_dataset
 
