@@ -95,6 +95,18 @@ def cache_inputs(ws: Workspace, lm: LoadedModel, dataset: str, image_ids: np.nda
 
 def evaluate_run(ws: Workspace, run_id: str, dataset: str | None = None, split: str = "test", *,
                  refresh: bool = False, progress=None) -> dict:
+    """Evaluate run ``run_id`` on ``split`` of ``dataset`` (default: the run's own) and return the report.
+
+    The report is ``metrics.classification_report`` (per-class precision/recall/F1, confusion
+    matrix, top-k accuracy, ROC/PR, calibration) plus ``run_id``, ``dataset``, ``split``,
+    ``label_version``, ``checkpoint``, ``temperature``, ``seconds`` and ``images_per_second``.
+    It is stored as ``eval/<dataset>-<split>.json`` with per-image probabilities and losses in
+    an ``.npz`` beside it; a stored report is returned as is while the label version and the
+    checkpoint are unchanged, unless ``refresh``. On the run's own dataset a temperature is
+    fitted first if missing. ``progress(done, total, message)`` reports batches.
+
+    Raises ``ImageLabError`` for an unknown split, a deleted dataset, a split with no labelled
+    images, or class names that do not match the run's."""
     if split not in SPLIT_CHOICES:
         raise ImageLabError(f"unknown split {split!r}; choose one of {', '.join(SPLIT_CHOICES)}")
     lm = load_run_model(ws, run_id)

@@ -27,6 +27,7 @@ def normalise_rows(matrix: np.ndarray) -> np.ndarray:
 
 
 def top_k_accuracy(y_true: np.ndarray, probs: np.ndarray, k: int) -> float:
+    """Share of rows whose true class is among the ``k`` most probable (0.0 for no rows)."""
     if len(y_true) == 0:
         return 0.0
     k = min(k, probs.shape[1])
@@ -140,6 +141,7 @@ def accuracy_coverage(y_true: np.ndarray, probs: np.ndarray, points: int = 51) -
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Row-wise softmax of ``logits / temperature``, computed stably (max subtracted)."""
     z = logits / temperature
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)

@@ -25,6 +25,7 @@ HEAD = "head"
 
 @dataclass
 class LayerGroup:
+    """One layer group: its name, the names of its parameters, and their element count."""
     name: str
     params: list[str] = field(default_factory=list)
     num_params: int = 0
@@ -65,6 +66,7 @@ def _sequential_groups(model: nn.Sequential, head: str) -> dict[str, str]:
 
 def group_of(model: nn.Module, param_name: str, head: str | None = None,
              _seq: dict | None = None) -> str:
+    """The layer group a parameter belongs to (``stem``, a stage, ``head``…), by its name in ``model``."""
     head = head or head_module_name(model)
     if param_name.startswith(head + "."):
         return HEAD
@@ -80,6 +82,7 @@ def group_of(model: nn.Module, param_name: str, head: str | None = None,
 
 
 def layer_groups(model: nn.Module) -> list[LayerGroup]:
+    """The model's layer groups in input-to-output order, the head last."""
     head = head_module_name(model)
     seq = _sequential_groups(model, head) if isinstance(model, nn.Sequential) else None
     groups: dict[str, LayerGroup] = {}
@@ -192,6 +195,7 @@ class FreezeSchedule:
         self.groups, self.frozen, self.unfreeze_after = groups, list(frozen), unfreeze_after
 
     def frozen_at(self, epoch: int) -> list[str]:
+        """The groups frozen during ``epoch`` (0-based): ``frozen`` until ``unfreeze_after``, then none."""
         if self.unfreeze_after and epoch >= self.unfreeze_after:
             return []
         return self.frozen

@@ -48,6 +48,7 @@ class FinetuneConfig:
     lr_mults: str | dict = ""          # {"stem": 0.1} | "stem=0.1,…" | "discriminative:0.1"
 
     def to_dict(self) -> dict:
+        """The options as a plain dict (JSON-ready, as stored with the run)."""
         return asdict(self)
 
 

@@ -29,6 +29,7 @@ OFFLINE_ENV = "IMAGELAB_OFFLINE"
 
 @dataclass
 class SourceWeights:
+    """Weights to start fine-tuning from: the state dict and what is known of where it came from."""
     kind: str                          # run | imagenet | file
     label: str                         # in the user's words, for the UI and the run's record
     state: dict = field(repr=False)    # parameter name -> tensor
@@ -77,6 +78,10 @@ def _run_exists(ws: Workspace, run_id: str) -> bool:
 
 
 def run_weights(ws: Workspace, run_id: str) -> SourceWeights:
+    """A finished or stopped run's weights (``best.pt``, else ``last.pt``), with its classes and image size.
+
+    Raises ``ImageLabError`` when the run has no checkpoint yet or the file is not an ImageLab
+    checkpoint."""
     folder = ws.runs_dir / run_id
     path = next((p for p in (RunPaths(folder).best, RunPaths(folder).last) if p.exists()), None)
     if path is None:
@@ -96,6 +101,7 @@ def run_weights(ws: Workspace, run_id: str) -> SourceWeights:
 
 
 def hub_checkpoint_dir() -> Path:
+    """Where torch hub keeps downloaded weights (``$TORCH_HOME/hub/checkpoints``)."""
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 

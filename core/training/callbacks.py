@@ -55,6 +55,7 @@ class RunFiles(Callback):
             fh.write(json.dumps(record) + "\n")
 
     def on_start(self, info: dict) -> None:
+        """Trim ``metrics.jsonl`` back to the resume point (all of it on a fresh start) and mark the status running."""
         resumed = bool(info.get("resumed"))
         self._trim_metrics(info.get("resume_global_step", 0) if resumed else 0,
                            info.get("resume_epoch", 0) if resumed else 0)
@@ -81,17 +82,20 @@ class RunFiles(Callback):
         atomic_write_text(path, "".join(k + "\n" for k in kept))
 
     def on_step(self, m: dict) -> None:
+        """Append the step record to ``metrics.jsonl`` and update ``status.json``'s progress, speed and ETA."""
         self._append({"type": "step", **m})
         self._write_status(epoch=m["epoch"], step=m["step"], images_per_sec=m["images_per_sec"],
                            eta_s=m["eta_s"], progress=m["progress"], lr=m["lr"])
 
     def on_epoch_end(self, m: dict) -> None:
+        """Append the epoch record and put it in ``status.json`` as ``last``, with the best validation accuracy."""
         self._append({"type": "epoch", **m})
         self._write_status(epoch=m["epoch"] + 1, step=0, images_per_sec=m["images_per_sec"],
                            eta_s=m["eta_s"], progress=m["progress"], last=m,
                            best_val_accuracy=m["best_val_accuracy"])
 
     def on_end(self, summary: dict) -> None:
+        """Write the final status, message and summary to ``status.json``."""
         self._write_status(status=summary["status"], message=summary.get("message", ""),
                            summary=summary, eta_s=0)
 
@@ -103,12 +107,14 @@ class RunDatabase(Callback):
         self.ws, self.run_id = ws, run_id
 
     def on_start(self, info: dict) -> None:
+        """Mark the run's row running, with its pid (``started_at`` is kept from a first start)."""
         with self.ws.write() as conn:
             conn.execute("UPDATE runs SET status='running', pid=?, message='', "
                          "started_at=COALESCE(started_at, ?) WHERE id=?",
                          (info.get("pid"), time.time(), self.run_id))
 
     def on_epoch_end(self, m: dict) -> None:
+        """Store the epoch's summary metrics (losses, accuracies, speed, epochs done) on the row."""
         metrics = {k: m[k] for k in ("epoch", "val_accuracy", "val_loss", "train_loss",
                                      "train_accuracy", "best_val_accuracy", "images_per_sec",
                                      "seconds")}
@@ -118,6 +124,7 @@ class RunDatabase(Callback):
                          (json.dumps(metrics), self.run_id))
 
     def on_end(self, summary: dict) -> None:
+        """Store the final status, message, summary metrics and finish time on the row."""
         with self.ws.write() as conn:
             conn.execute("UPDATE runs SET status=?, message=?, metrics_json=?, finished_at=? "
                          "WHERE id=?", (summary["status"], summary.get("message", ""),
@@ -136,12 +143,14 @@ class ConsoleProgress(Callback):
         print(text, file=self.stream, flush=True)
 
     def on_start(self, info: dict) -> None:
+        """Print one line naming the run, its data, image size, device, precision and length."""
         self._print(f"run {info['run_id']}: {info['arch']} on {info['dataset']} "
                     f"({info['num_train']} train / {info['num_val']} val images, "
                     f"{info['image_size']} px, {info['device']}, {info['precision']}), "
                     f"{info['epochs']} epochs × {info['steps_per_epoch']} steps")
 
     def on_step(self, m: dict) -> None:
+        """Print the step's loss, learning rate, speed and ETA, at most once per ``every`` seconds."""
         if time.monotonic() - self._last < self.every:
             return
         self._last = time.monotonic()
@@ -149,12 +158,14 @@ class ConsoleProgress(Callback):
                     f"lr {m['lr']:.3g} · {m['images_per_sec']:.0f} img/s · ETA {m['eta_s']:.0f}s")
 
     def on_epoch_end(self, m: dict) -> None:
+        """Print the epoch's train and validation loss and accuracy, speed and duration."""
         self._print(f"epoch {m['epoch'] + 1}/{m['epochs']}: train loss {m['train_loss']:.4f} "
                     f"acc {m['train_accuracy']:.4f} · val loss {m['val_loss']:.4f} "
                     f"acc {m['val_accuracy']:.4f} · {m['images_per_sec']:.0f} img/s · "
                     f"{m['seconds']:.1f}s")
 
     def on_end(self, summary: dict) -> None:
+        """Print how the run ended, with its message if any."""
         self._print(f"run {summary['run_id']} {summary['status']}"
                     + (f": {summary['message']}" if summary.get("message") else ""))
 
@@ -166,11 +177,13 @@ class Checkpointing(Callback):
     rank_zero_only = False
 
     def on_validation_end(self, trainer: Trainer, record: dict) -> None:
+        """Save ``best.pt`` when this epoch is the best so far, then ``last.pt``."""
         if record["best_epoch"] == record["epoch"]:
             trainer.save("best")
         trainer.save("last")
 
     def on_fit_end(self, trainer: Trainer, status: str) -> None:
+        """Save ``last.pt`` when the run was stopped, so Resume continues from here."""
         if status == "stopped":
             trainer.save("last")
 
@@ -185,6 +198,7 @@ class EarlyStopping(Callback):
         self.patience = patience
 
     def on_validation_end(self, trainer: Trainer, record: dict) -> None:
+        """Set ``trainer.stop_reason`` to ``early_stopped`` once ``patience`` epochs passed without a better validation accuracy."""
         if self.patience and trainer.epochs_since_best >= self.patience:
             trainer.stop_reason = "early_stopped"
 
@@ -197,6 +211,7 @@ class ValPredictions(Callback):
         self.path = path
 
     def on_fit_end(self, trainer: Trainer, status: str) -> None:
+        """Write the validation predictions when the run finished or stopped early (not when stopped by the user)."""
         if status in ("finished", "early_stopped"):
             write_val_predictions(trainer, self.path)
 

@@ -24,6 +24,10 @@ _NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
 def save_checkpoint(state: dict, path: Path) -> None:
+    """Write ``state`` to ``path`` with ``torch.save``, atomically and durably.
+
+    The bytes go to a temporary file in the same folder, are fsynced and renamed over
+    ``path``, so a crash leaves the old checkpoint or the new one, never a torn file."""
     buf = io.BytesIO()
     torch.save(state, buf)
     data = buf.getbuffer()
@@ -57,6 +61,10 @@ def save_checkpoint(state: dict, path: Path) -> None:
 
 
 def load_checkpoint(path: Path, map_location="cpu") -> dict:
+    """Read a checkpoint with ``weights_only=True`` onto ``map_location``; returns its dict.
+
+    Raises ``ImageLabError`` when the file is missing, torn, not a PyTorch checkpoint, or holds
+    pickled code that weights-only loading refuses."""
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:

@@ -23,6 +23,10 @@ CROPS = ("auto", "translate", "resized_crop", "none")
 
 @dataclass
 class TrainConfig:
+    """Every option of a training run; ``None`` or ``"auto"`` means "choose for me".
+
+    ``resolve_config`` fills those from the dataset and device; ``validate`` checks the ranges.
+    Learning rates are peak values, ``*_epochs`` count epochs, ``rotation`` is in degrees."""
     dataset: str = ""
     label_version: int | None = None    # None: the current labels; else a past label version
     arch: str = "auto"                  # see core.models.list_archs()
@@ -60,13 +64,18 @@ class TrainConfig:
     finetune: dict | None = None        # fine-tuning runs: a core.finetune.FinetuneConfig as a dict
 
     def to_dict(self) -> dict:
+        """The options as a plain dict (JSON-ready)."""
         return asdict(self)
 
     def to_json(self) -> str:
+        """The options as indented JSON, the form stored in a run's ``config.json``."""
         return json.dumps(self.to_dict(), indent=2)
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
+        """A config from a dict; ``"auto"`` becomes ``None`` for options resolved later.
+
+        Raises ``ImageLabError`` naming any unknown option."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -77,6 +86,9 @@ class TrainConfig:
 
     @classmethod
     def from_file(cls, path: str | Path) -> "TrainConfig":
+        """A config from a YAML or JSON file of ``option: value`` pairs.
+
+        Raises ``ImageLabError`` when the file cannot be read, does not parse, or is not a mapping."""
         import yaml
         try:
             data = yaml.safe_load(Path(path).read_text()) or {}
@@ -93,6 +105,7 @@ _STR_AUTO = {"arch", "optimizer", "precision", "balance", "crop", "device"}
 
 
 def validate(cfg: TrainConfig) -> None:
+    """Check the options' values and ranges; raises ``ImageLabError`` with the first problem found."""
     def need(ok: bool, msg: str) -> None:
         if not ok:
             raise ImageLabError(msg)

@@ -43,10 +43,12 @@ class DatasetFacts:
 
     @property
     def num_train(self) -> int:
+        """Labelled training images, all classes together."""
         return sum(self.train_counts)
 
     @property
     def imbalance(self) -> float:
+        """Largest training class count over the smallest (1.0: balanced)."""
         return max(self.train_counts) / max(1, min(self.train_counts))
 
 
@@ -125,6 +127,7 @@ def dataset_facts(ws: Workspace, dataset: str, version: int | None = None) -> Da
 
 @dataclass
 class Split:
+    """One split's images and labels, on the training device or read from the cache's memmap."""
     pixels: object             # torch uint8 (N,C,H,W) on the device, or a numpy memmap
     rows: np.ndarray           # rows of ``pixels`` in this split (for the memmap case)
     labels: torch.Tensor       # int64 on the device
@@ -147,6 +150,7 @@ class Split:
 
 @dataclass
 class TrainingData:
+    """The train and validation splits of one run, with the class names, input size and normalisation."""
     train: Split
     val: Split
     class_names: list[str]
@@ -161,6 +165,12 @@ class TrainingData:
 
 def load_training_data(ws: Workspace, dataset: str, size: int, device: torch.device,
                        progress=None, label_version: int | None = None) -> TrainingData:
+    """Load a dataset's labelled train and val images at ``size`` px onto ``device``.
+
+    Builds the tensor cache if needed (``progress`` reports it); keeps the pixels on the device
+    when the cache fits in ``IN_MEMORY_LIMIT`` bytes, else reads batches from the memmap. The
+    fingerprint covers images, labels and splits, so a resume can check nothing changed;
+    mean and std are per channel, of pixels in [0, 1], from about 10,000 training images."""
     facts = dataset_facts(ws, dataset, label_version)
     cache = load_cache(ws, dataset, size, progress=progress)
     _, rows, _ = labelled_images(ws, dataset, label_version)
@@ -234,6 +244,7 @@ class BatchAugment:
 
     @property
     def geometric(self) -> bool:
+        """Whether any geometric transform (crop, flip, rotation) is on."""
         return (self.crop == "translate" and self.translate > 0) or \
             (self.crop == "resized_crop" and self.scale < 1) or self.flip or self.rotation > 0
 

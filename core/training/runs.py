@@ -25,6 +25,7 @@ FINAL = ("finished", "stopped", "failed")
 
 @dataclass
 class Run:
+    """One run's database row, its config and summary metrics, and its folder. Times are Unix seconds."""
     id: str
     dataset: str | None
     status: str
@@ -52,20 +53,24 @@ class Run:
                            name=self.name)
 
     def to_dict(self) -> dict:
+        """The row as a plain dict (the folder as a string)."""
         d = dict(self.__dict__)
         d["folder"] = str(self.folder)
         return d
 
 
 def new_run_id() -> str:
+    """A new run id: local start time ``YYYYmmdd-HHMMSS`` and 4 random hex digits."""
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
 
 
 def run_folder(ws: Workspace, run_id: str) -> Path:
+    """The run's folder under the workspace's ``runs/``."""
     return ws.runs_dir / run_id
 
 
 def device_bf16(device_type: str) -> bool:
+    """Whether this device type trains fast in bfloat16 (CUDA with bf16 support, or a CPU with native bf16)."""
     import torch
     if device_type.startswith("cuda"):
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
@@ -108,6 +113,7 @@ def create_run(ws: Workspace, cfg: TrainConfig, *, status: str = "queued", name:
 
 
 def get_run(ws: Workspace, run_id: str) -> Run:
+    """The run ``run_id``; raises ``NotFoundError`` when there is none."""
     with ws.db() as conn:
         r = conn.execute("SELECT r.*, d.name AS dataset FROM runs r LEFT JOIN datasets d "
                          "ON d.id = r.dataset_id WHERE r.id = ?", (run_id,)).fetchone()
@@ -117,6 +123,7 @@ def get_run(ws: Workspace, run_id: str) -> Run:
 
 
 def list_runs(ws: Workspace, limit: int = 50, dataset: str | None = None) -> list[Run]:
+    """The newest ``limit`` runs, newest first, optionally of one dataset only."""
     sql = ("SELECT r.*, d.name AS dataset FROM runs r LEFT JOIN datasets d ON d.id = r.dataset_id "
            + ("WHERE d.name = ? " if dataset else "") + "ORDER BY r.created_at DESC LIMIT ?")
     with ws.db() as conn:
@@ -147,6 +154,7 @@ def set_status(ws: Workspace, run_id: str, status: str, message: str = "",
 
 
 def read_status(folder: Path) -> dict:
+    """The run folder's ``status.json`` as a dict; empty when missing or unreadable."""
     try:
         return json.loads(RunPaths(folder).status.read_text())
     except (OSError, ValueError):
@@ -187,6 +195,7 @@ def read_metrics(folder: Path) -> MetricRecords:
 
 
 def read_log(folder: Path, lines: int = 40) -> str:
+    """The last ``lines`` lines of the run's log (from its last 64 kB); empty when there is none."""
     try:
         with open(RunPaths(folder).log, "rb") as fh:
             fh.seek(0, 2)
@@ -199,6 +208,7 @@ def read_log(folder: Path, lines: int = 40) -> str:
 
 
 def load_run_config(folder: Path) -> TrainConfig:
+    """The ``TrainConfig`` stored in the run folder; raises ``ImageLabError`` when unreadable."""
     try:
         return TrainConfig.from_dict(json.loads(RunPaths(folder).config.read_text()))
     except (OSError, ValueError) as exc:

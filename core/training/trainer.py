@@ -93,15 +93,41 @@ class CallbackList(Callback):
         for cb in self.callbacks:
             getattr(cb, name)(*args)
 
-    def setup(self, trainer): self._each("setup", trainer)
-    def on_train_epoch_start(self, trainer): self._each("on_train_epoch_start", trainer)
-    def on_validation_end(self, trainer, record): self._each("on_validation_end", trainer, record)
-    def on_fit_end(self, trainer, status): self._each("on_fit_end", trainer, status)
-    def on_start(self, info): self._each("on_start", info)
-    def on_step(self, m): self._each("on_step", m)
-    def on_epoch_end(self, m): self._each("on_epoch_end", m)
-    def on_checkpoint(self, path, kind): self._each("on_checkpoint", path, kind)
-    def on_end(self, summary): self._each("on_end", summary)
+    def setup(self, trainer):
+        """Call every callback's ``setup``, in order."""
+        self._each("setup", trainer)
+
+    def on_train_epoch_start(self, trainer):
+        """Call every callback's ``on_train_epoch_start``, in order."""
+        self._each("on_train_epoch_start", trainer)
+
+    def on_validation_end(self, trainer, record):
+        """Call every callback's ``on_validation_end``, in order."""
+        self._each("on_validation_end", trainer, record)
+
+    def on_fit_end(self, trainer, status):
+        """Call every callback's ``on_fit_end``, in order."""
+        self._each("on_fit_end", trainer, status)
+
+    def on_start(self, info):
+        """Call every callback's ``on_start``, in order."""
+        self._each("on_start", info)
+
+    def on_step(self, m):
+        """Call every callback's ``on_step``, in order."""
+        self._each("on_step", m)
+
+    def on_epoch_end(self, m):
+        """Call every callback's ``on_epoch_end``, in order."""
+        self._each("on_epoch_end", m)
+
+    def on_checkpoint(self, path, kind):
+        """Call every callback's ``on_checkpoint``, in order."""
+        self._each("on_checkpoint", path, kind)
+
+    def on_end(self, summary):
+        """Call every callback's ``on_end``, in order."""
+        self._each("on_end", summary)
 
 
 @dataclass
