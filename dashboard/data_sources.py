@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.data.catalog import dataset_info
-from core.data.ingest import ImportReport
+from core.data.import_rows import ImportReport
 from core.data.sources import ImportOptions, default_name, import_source, import_uploads
 from core.data.sources.torchvision_sets import BUILT_INS
 from core.errors import ImageLabError

@@ -3,7 +3,7 @@
 Every source (samples, folders, archives, manifests, URLs, SQL, uploads, the
 webcam) hands images to a writer, one by one (``add_bytes``) or as a stream of
 ``SourceItem`` (``add_items``: local files of a large import on worker processes,
-the rest on two threads; see ``core.data.prepare``). Each image is decoded fully and
+the rest on two threads; see ``core.data.import_reading``). Each image is decoded fully and
 safely once, its statistics measured (perceptual hash, brightness, sharpness, channel
 means), its original bytes stored under ``images/<batch>/`` (a local source file on
 the same filesystem is hardlinked there rather than copied) and a thumbnail cached;
@@ -13,81 +13,39 @@ saves the import report, and fills the decoded-pixel cache from the images it
 already holds in memory. A source that is mostly bad still imports its good
 images, and every skipped file is listed in the report with its reason: nothing
 is dropped silently.
+
+The rows a commit writes, and its ``ImportReport``, are in ``core.data.import_rows``;
+split assignment is in ``core.data.splits``.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import secrets
 import shutil
 import time
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
 from PIL import Image
 
-from core.data.catalog import SPLITS, create_dataset, ensure_classes, get_dataset_id, validate_dataset_name
+from core.data.catalog import get_dataset_id, validate_dataset_name
 from core.data.decode import DecodedImage
-from core.data.prepare import (
-    BatchTarget,
-    Prepared,
-    Skipped,
-    discard_pool,
-    prepare_bytes,
-    prepare_files,
-    prepare_item,
-    store_image,
-    with_stats,
-    worker_count,
-    worker_pool,
-)
-from core.data.quality import dataset_flags, exact_copies, refresh_flags
+from core.data.import_reading import SourceItem, clean_label, prepare_local, read_on_threads
+from core.data.import_rows import ImportReport, write_import
+from core.data.prepare import BatchTarget, Prepared, Skipped, prepare_bytes, store_image, with_stats
+from core.data.quality import dataset_flags
+from core.data.splits import DEFAULT_FRACTIONS, assign_splits, check_split
 from core.data.tensor_cache import import_cache_size, import_side, load_cache, median_side, prebuild_pixels
 from core.errors import ImageLabError
 from core.store.workspace import Workspace
 
+# Called as progress(done, total or None, message) while an import runs.
 Progress = Callable[[int, "int | None", str], None]
-DEFAULT_FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
 KEEP_BUDGET_BYTES = 512 * 1024 * 1024  # decoded pixels kept in memory for that cache
-THREADS = 2                         # for sources whose reads wait (URLs, archives)
-PROCESS_MIN_FILES = 256             # local imports at least this large use worker processes
-
-
-@dataclass
-class SourceItem:
-    """One file offered by a source: ``read()`` returns its bytes (or raises OSError)."""
-    name: str                      # where it came from, for the report
-    read: Callable[[], bytes]
-    label: str | None = None
-    split: str | None = None
-    path: Path | None = None       # a local file, read with ``files.read_file`` (``read`` is
-                                   # not called then: a worker process reads it) and hardlinked
-
-
-@dataclass
-class ImportReport:
-    name: str
-    dataset_id: int
-    added: int
-    num_images: int          # images now in the dataset
-    classes: list[str]
-    skipped: list[Skipped] = field(default_factory=list)
-    seconds: float = 0.0
-    source: str = ""
-    notes: list[str] = field(default_factory=list)          # e.g. empty labels imported unlabelled
-    duplicates: list[dict] = field(default_factory=list)    # exact copies (by content hash)
-    label_conflicts: list[dict] = field(default_factory=list)  # same image under two labels
-    leakage: list[dict] = field(default_factory=list)       # same image in two splits
-    cache_size: int | None = None                           # side of the cache built at import
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass
@@ -139,21 +97,27 @@ class DatasetWriter:
 
     @property
     def count(self) -> int:
+        """Images accepted so far (not counting skipped files)."""
         return len(self._pending)
 
     # -- adding ---------------------------------------------------------------
     def skip(self, original_name: str, reason: str) -> None:
+        """List a file the source could not offer (``reason`` is shown in the report)."""
         self.skipped.append(Skipped(original_name, reason))
 
     def note(self, message: str) -> None:
+        """Add a line to the report's notes (e.g. rows imported unlabelled)."""
         self.notes.append(message)
 
     def add_bytes(self, data: bytes, *, original_name: str, label: str | None = None,
                   split: str | None = None) -> bool:
-        """Decode and store one image file's bytes; False (and a report line) if bad."""
-        _check_split(split)
+        """Decode and store one image file's bytes; False (and a report line) if bad.
+
+        Raises ``ImageLabError`` for a split name that is not train, val or test.
+        """
+        check_split(split)
         return self._accept(prepare_bytes(self._target, self._take_index(), data,
-                                          original_name, _clean_label(label), split))
+                                          original_name, clean_label(label), split))
 
     def add_items(self, items: Iterable[SourceItem]) -> None:
         """Read, decode and store many files, in order.
@@ -161,85 +125,37 @@ class DatasetWriter:
         Local files of a large import go to worker processes in chunks (decoding is
         CPU-bound and threads only queue on the GIL); other items (downloads, archive
         members, database rows) are read on two threads, so waiting overlaps.
+        Raises ``ImageLabError`` if an item names an unknown split (before any is read).
         """
         local: list[tuple] = []
         other: list[tuple[int, SourceItem]] = []
         for item in items:
-            _check_split(item.split)
+            check_split(item.split)
             index = self._take_index()
             if item.path is not None:
-                local.append((index, str(item.path), item.name, _clean_label(item.label),
+                local.append((index, str(item.path), item.name, clean_label(item.label),
                               item.split))
             else:
                 other.append((index, item))
         total = len(local) + len(other)
-        done = 0
-        if len(local) >= PROCESS_MIN_FILES and worker_count() > 1:
-            done = self._prepare_in_workers(local, total)
-        elif local:
-            for chunk in _chunks(local, 256):
-                done = self._accept_all(prepare_files(self._target, chunk), done, total)
+
+        def accept(results: list, done: int) -> int:
+            return self._accept_all(results, done, total)
+
+        done = prepare_local(self._target, local, accept)
         if other:
-            self._read_on_threads(other, done, total)
-
-    def _prepare_in_workers(self, tasks: list[tuple], total: int) -> int:
-        """Chunks of local files on the worker pool; a chunk whose worker died (killed,
-        out of memory) or that could not be sent is done in this process instead."""
-        done = 0
-        size = max(32, min(256, len(tasks) // (worker_count() * 4)))
-        pool = worker_pool()
-        pairs: list[tuple[list, Future | None]] = []
-        for chunk in _chunks(tasks, size):
-            future = None
-            if pool is not None:
-                try:
-                    future = pool.submit(prepare_files, self._target, chunk)
-                except (BrokenProcessPool, RuntimeError, OSError):
-                    discard_pool()
-                    pool = None
-            pairs.append((chunk, future))
-        try:
-            for chunk, future in pairs:
-                results = None
-                if future is not None:
-                    try:
-                        results = future.result()
-                    except BrokenProcessPool:
-                        discard_pool()
-                if results is None:
-                    results = prepare_files(self._target, chunk)
-                done = self._accept_all(results, done, total)
-        except BaseException:
-            # stopped (an error, or the page's script was stopped): let no worker write
-            # into the batch folder after the caller removes it
-            running = [f for _, f in pairs if f is not None and not f.cancel()]
-            wait(running, timeout=120)
-            raise
-        return done
-
-    def _read_on_threads(self, work: list[tuple[int, SourceItem]], done: int,
-                         total: int) -> None:
-        window = THREADS * 8
-        with ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="import") as pool:
-            futures: deque = deque()
-            for index, item in work:
-                futures.append(pool.submit(prepare_item, self._target, index, item.name,
-                                           item.read, _clean_label(item.label), item.split))
-                while len(futures) >= window:
-                    done = self._accept_all([futures.popleft().result()], done, total)
-            while futures:
-                done = self._accept_all([futures.popleft().result()], done, total)
+            read_on_threads(self._target, other, done, accept)
 
     def add_array(self, pixels: np.ndarray, *, original_name: str, label: str | None = None,
                   split: str | None = None) -> None:
         """Store a uint8 array (H×W or H×W×3) as a PNG file."""
-        _check_split(split)
+        check_split(split)
         img = Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8))
         buf = io.BytesIO()
         img.save(buf, format="PNG", compress_level=1)
         decoded = DecodedImage(img, "PNG", img.mode, img.width, img.height)
         self._accept(with_stats([store_image(self._target, self._take_index(), buf.getvalue(),
-                                             decoded, original_name, _clean_label(label),
+                                             decoded, original_name, clean_label(label),
                                              split)])[0])
 
     # -- the work for one item ------------------------------------------------------
@@ -268,7 +184,10 @@ class DatasetWriter:
 
     # -- committing -----------------------------------------------------------
     def commit(self) -> ImportReport:
-        """Assign missing splits, then insert everything in one transaction."""
+        """Assign missing splits, insert everything in one transaction, build the cache.
+
+        Returns the ``ImportReport``. Raises ``RuntimeError`` if called twice.
+        """
         if self._committed:
             raise RuntimeError("commit() called twice")
         self._pending.sort(key=lambda p: p.index)
@@ -312,55 +231,15 @@ class DatasetWriter:
     def _commit_rows(self, splits, order, flags, now,
                      prebuilding: _CachePrebuild | None) -> ImportReport:
         with self.ws.write() as conn:
-            if self.append:
-                ds_id = int(conn.execute("SELECT id FROM datasets WHERE name = ?",
-                                         (self.name,)).fetchone()[0])
-            else:
-                ds_id = create_dataset(conn, self.name, self.source)
-            class_ids = ensure_classes(conn, ds_id, order)
-            conn.executemany(
-                "INSERT INTO images(dataset_id, path, original_name, sha256, width, height, mode, "
-                "format, num_bytes, split, class_id, added_at, phash, brightness, sharpness, "
-                "mean_r, mean_g, mean_b, sq_r, sq_g, sq_b, flags) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [(ds_id, p.path, p.original_name, p.sha256, p.width, p.height, p.mode, p.format,
-                  p.num_bytes, split, class_ids.get(p.label) if p.label else None, now,
-                  p.stats.phash, p.stats.brightness, p.stats.sharpness, *p.stats.means,
-                  *p.stats.squares, flag)
-                 for p, split, flag in zip(self._pending, splits, flags)])
-            labelled = [p.path for p in self._pending if p.label]
-            if labelled:
-                cur = conn.execute(
-                    "INSERT INTO actions(dataset_id, kind, description, user, created_at) "
-                    "VALUES (?, 'import', ?, ?, ?)",
-                    (ds_id, f"import of {len(self._pending)} images from {self.source}",
-                     self.user, now))
-                action_id = cur.lastrowid
-                conn.execute(
-                    "INSERT INTO label_events(action_id, image_id, old_class_id, new_class_id, "
-                    "created_at) SELECT ?, id, NULL, class_id, ? FROM images "
-                    "WHERE dataset_id = ? AND path LIKE ? AND class_id IS NOT NULL ORDER BY id",
-                    (action_id, now, ds_id, self._batch_rel + "/%"))
-            if self.append:
-                refresh_flags(conn, ds_id)
-            duplicates, conflicts, leakage = exact_copies(conn, ds_id)
-            total = conn.execute("SELECT COUNT(*) FROM images WHERE dataset_id = ?",
-                                 (ds_id,)).fetchone()[0]
-            class_names = [r[0] for r in conn.execute(
-                "SELECT name FROM classes WHERE dataset_id = ? AND deleted_at IS NULL "
-                "ORDER BY position, name", (ds_id,))]
-            report = ImportReport(self.name, ds_id, len(self._pending), int(total), class_names,
-                                  list(self.skipped), source=self.source, notes=list(self.notes))
-            conn.execute("INSERT INTO import_reports(dataset_id, source, added, report_json, "
-                         "created_at) VALUES (?, ?, ?, ?, ?)",
-                         (ds_id, self.source, report.added,
-                          json.dumps({"skipped": [asdict(s) for s in self.skipped],
-                                      "notes": self.notes}), now))
+            report = write_import(conn, name=self.name, source=self.source, user=self.user,
+                                  append=self.append, class_order=order, pending=self._pending,
+                                  splits=splits, flags=flags, batch_rel=self._batch_rel,
+                                  skipped=self.skipped, notes=self.notes, now=now)
         self._committed = True
         if not self._pending:
             shutil.rmtree(self._batch_dir, ignore_errors=True)
-        if self.build_cache and total:
-            size = import_cache_size(self.ws, ds_id)
+        if self.build_cache and report.num_images:
+            size = import_cache_size(self.ws, report.dataset_id)
             prebuilt = None
             if prebuilding is not None:
                 try:
@@ -371,13 +250,11 @@ class DatasetWriter:
                        prebuilt=prebuilt)
             report.cache_size = size
         self._keep = {}
-        report.duplicates = duplicates[:50]
-        report.label_conflicts = conflicts[:50]
-        report.leakage = leakage[:50]
         report.seconds = round(time.perf_counter() - self._started, 3)
         return report
 
     def abort(self) -> None:
+        """Remove the files written so far, unless committed (``__exit__`` calls it on errors)."""
         if not self._committed:
             shutil.rmtree(self._batch_dir, ignore_errors=True)
 
@@ -387,50 +264,6 @@ class DatasetWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
             self.abort()
-
-
-def _chunks(items: list, size: int) -> list[list]:
-    return [items[i:i + size] for i in range(0, len(items), size)]
-
-
-def _check_split(split: str | None) -> None:
-    if split is not None and split not in SPLITS:
-        raise ImageLabError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
-
-
-def assign_splits(labels: list[str | None], given: list[str | None],
-                  fractions: dict[str, float], seed: int) -> list[str]:
-    """Seeded, stratified split for rows without one; given splits are kept.
-
-    Each class (and the unlabelled group) is shuffled with the seed and cut by
-    ``fractions``; a class of 3 or more images gets at least one val and one
-    test image, so every split sees every class.
-    """
-    out = list(given)
-    groups: dict[str, list[int]] = {}
-    for i, (label, split) in enumerate(zip(labels, given)):
-        if split is None:
-            groups.setdefault("" if label is None else "#" + label, []).append(i)
-    rng = np.random.default_rng(seed)
-    for key in sorted(groups):
-        idx = np.array(groups[key])
-        rng.shuffle(idx)
-        n = len(idx)
-        n_val = int(round(n * fractions.get("val", 0.0)))
-        n_test = int(round(n * fractions.get("test", 0.0)))
-        if n >= 3:
-            n_val = max(n_val, 1 if fractions.get("val", 0) > 0 else 0)
-            n_test = max(n_test, 1 if fractions.get("test", 0) > 0 else 0)
-        for j, i in enumerate(idx):
-            out[i] = "val" if j < n_val else "test" if j < n_val + n_test else "train"
-    return out  # type: ignore[return-value]
-
-
-def _clean_label(label: str | None) -> str | None:
-    if label is None:
-        return None
-    label = str(label).strip()
-    return label or None
 
 
 def _natural_key(name: str):

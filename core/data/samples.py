@@ -19,7 +19,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from core.data.catalog import find_dataset_id
-from core.data.ingest import DatasetWriter, ImportReport, Progress
+from core.data.import_rows import ImportReport
+from core.data.ingest import DatasetWriter, Progress
 from core.errors import ImageLabError, NotFoundError
 from core.store.workspace import Workspace
 

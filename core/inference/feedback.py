@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import time
 
-from core.data.ingest import DatasetWriter, ImportReport
+from core.data.import_rows import ImportReport
+from core.data.ingest import DatasetWriter
 from core.errors import ImageLabError
 from core.store.workspace import Workspace
 
 
 def send_feedback(ws: Workspace, dataset: str, image_bytes: bytes, correct_label: str, *,
                   user: str = "", predicted: str = "", run_id: str = "") -> ImportReport:
+    """Add a Demo image to ``dataset``'s training split with the class the user says is right.
+
+    Records who sent it and what was predicted in the import's file name; returns the import
+    report. Raises ``ImageLabError`` when no class is given or the image cannot be added."""
     label = (correct_label or "").strip()
     if not label:
         raise ImageLabError("say which class is right")

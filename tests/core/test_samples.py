@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from core.data.catalog import dataset_info, list_datasets
-from core.data.ingest import assign_splits
 from core.data.samples import SHAPE_CLASSES, ensure_samples, import_sample, shapes_images
+from core.data.splits import assign_splits
 from core.errors import ImageLabError, NotFoundError
 
 DIGITS = [str(i) for i in range(10)]

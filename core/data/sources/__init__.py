@@ -24,7 +24,8 @@ from pathlib import Path
 
 from core.data import net
 from core.data.files import read_file
-from core.data.ingest import DatasetWriter, ImportReport, Progress
+from core.data.import_rows import ImportReport
+from core.data.ingest import DatasetWriter, Progress
 from core.data.samples import import_sample
 from core.data.sources import archive, folder, manifest, sql, torchvision_sets, url
 from core.data.sources.archive import ARCHIVE_SUFFIXES

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Iterator
 
 from core.data.files import read_file
-from core.data.ingest import DatasetWriter, SourceItem
+from core.data.import_reading import SourceItem
+from core.data.ingest import DatasetWriter
 from core.errors import ImageLabError
 
 SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val",

@@ -19,7 +19,8 @@ from urllib.parse import urljoin
 
 from core.data.catalog import SPLITS
 from core.data.files import read_file
-from core.data.ingest import DatasetWriter, SourceItem
+from core.data.import_reading import SourceItem
+from core.data.ingest import DatasetWriter
 from core.data.net import fetch_bytes
 from core.errors import ImageLabError
 

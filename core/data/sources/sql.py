@@ -17,7 +17,8 @@ from pathlib import Path
 
 from core.data.catalog import SPLITS
 from core.data.files import read_file
-from core.data.ingest import DatasetWriter, SourceItem
+from core.data.import_reading import SourceItem
+from core.data.ingest import DatasetWriter
 from core.errors import ImageLabError
 
 SQL_PREFIXES = ("sqlite:", "sqlite+", "postgresql", "postgres:", "mysql", "mariadb", "mssql",

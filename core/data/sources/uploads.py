@@ -11,7 +11,8 @@ from __future__ import annotations
 import secrets
 from pathlib import PurePosixPath
 
-from core.data.ingest import DatasetWriter, SourceItem
+from core.data.import_reading import SourceItem
+from core.data.ingest import DatasetWriter
 from core.data.sources.archive import ARCHIVE_SUFFIXES, import_archive
 from core.errors import ImageLabError
 
