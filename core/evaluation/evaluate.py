@@ -95,7 +95,7 @@ def cache_inputs(ws: Workspace, lm: LoadedModel, dataset: str, image_ids: np.nda
 
 def evaluate_run(ws: Workspace, run_id: str, dataset: str | None = None, split: str = "test", *,
                  refresh: bool = False, progress=None) -> dict:
-    """Evaluate run ``run_id`` on ``split`` of ``dataset`` (default: the run's own) and return the report.
+    """Evaluate run ``run_id`` on ``split`` of ``dataset`` (default: its own); returns the report.
 
     The report is ``metrics.classification_report`` (per-class precision/recall/F1, confusion
     matrix, top-k accuracy, ROC/PR, calibration) plus ``run_id``, ``dataset``, ``split``,

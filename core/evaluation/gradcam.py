@@ -18,7 +18,8 @@ from core.errors import ImageLabError
 
 
 def last_conv_layer(model: nn.Module) -> nn.Module:
-    """The model's last ``nn.Conv2d`` (Grad-CAM's target); raises ``ImageLabError`` when there is none."""
+    """The model's last ``nn.Conv2d`` (Grad-CAM's target); raises ``ImageLabError`` when there is
+    none."""
     last = None
     for module in model.modules():
         if isinstance(module, nn.Conv2d):

@@ -66,7 +66,8 @@ def _sequential_groups(model: nn.Sequential, head: str) -> dict[str, str]:
 
 def group_of(model: nn.Module, param_name: str, head: str | None = None,
              _seq: dict | None = None) -> str:
-    """The layer group a parameter belongs to (``stem``, a stage, ``head``…), by its name in ``model``."""
+    """The layer group a parameter belongs to (``stem``, a stage, ``head``…), by its name in
+    ``model``."""
     head = head or head_module_name(model)
     if param_name.startswith(head + "."):
         return HEAD
@@ -195,7 +196,8 @@ class FreezeSchedule:
         self.groups, self.frozen, self.unfreeze_after = groups, list(frozen), unfreeze_after
 
     def frozen_at(self, epoch: int) -> list[str]:
-        """The groups frozen during ``epoch`` (0-based): ``frozen`` until ``unfreeze_after``, then none."""
+        """The groups frozen during ``epoch`` (0-based): ``frozen`` until ``unfreeze_after``, then
+        none."""
         if self.unfreeze_after and epoch >= self.unfreeze_after:
             return []
         return self.frozen

@@ -20,7 +20,8 @@ from core.finetune.groups import head_module_name
 
 @dataclass
 class HeadReport:
-    """What ``adapt_state`` did to the head: class rows kept from the source, new rows, and other adaptations."""
+    """What ``adapt_state`` did to the head: class rows kept from the source, new rows, and other
+    adaptations."""
     kept: list[str] = field(default_factory=list)    # target classes whose head rows came over
     new: list[str] = field(default_factory=list)     # target classes with fresh rows
     adapted: list[str] = field(default_factory=list)  # notes (input channels, source classes)

@@ -78,7 +78,7 @@ def _run_exists(ws: Workspace, run_id: str) -> bool:
 
 
 def run_weights(ws: Workspace, run_id: str) -> SourceWeights:
-    """A finished or stopped run's weights (``best.pt``, else ``last.pt``), with its classes and image size.
+    """A run's weights (``best.pt``, else ``last.pt``), with its classes and image size.
 
     Raises ``ImageLabError`` when the run has no checkpoint yet or the file is not an ImageLab
     checkpoint."""

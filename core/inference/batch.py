@@ -150,6 +150,8 @@ def predict_items(lm: LoadedModel, items: Iterator[tuple[str, bytes | None, str]
 
 
 def rows_to_csv(rows: list[dict], classes: list[str]) -> str:
+    """Prediction rows as CSV text: path, prediction, confidence, error, then one ``p_<class>``
+    probability column per class."""
     columns = ["path", "prediction", "confidence", "error"] + [f"p_{c}" for c in classes]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")

@@ -30,6 +30,8 @@ BUNDLED_MODULES = (decode, preprocess)
 
 @dataclass
 class ExportResult:
+    """A checked export: format, file, the largest absolute logit difference from PyTorch and the
+    tolerance it passed, images checked, size in bytes, and the bundle's path once written."""
     format: str
     path: str
     max_abs_diff: float
@@ -39,6 +41,7 @@ class ExportResult:
     bundle: str | None = None
 
     def to_dict(self) -> dict:
+        """The result as a plain dict (JSON-ready)."""
         return asdict(self)
 
 

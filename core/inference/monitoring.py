@@ -60,6 +60,7 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 def run_classes(ws: Workspace, run_id: str) -> list[str]:
+    """The run's class names from its ``classes.json``; empty when missing or unreadable."""
     try:
         return list(json.loads(run_paths(ws, run_id).classes.read_text()))
     except (OSError, ValueError):

@@ -38,6 +38,9 @@ def decode_for_prediction(data: bytes) -> Image.Image:
 
 @dataclass
 class Prediction:
+    """One image's prediction: the top classes with probabilities, all probabilities in class
+    order, the label (or ``unknown``), whether it cleared the threshold, and the time taken in
+    seconds."""
     top: list[tuple[str, float]]     # (class, probability), best first
     probabilities: list[float]
     label: str                       # the best class, or "unknown" below the threshold

@@ -25,6 +25,8 @@ CHAMPION = "champion"
 
 @dataclass
 class ModelCard:
+    """What the Demo page shows about a finished run's model: data, architecture, size (MB), CPU
+    latency (ms per image), training metrics and stored evaluations."""
     run_id: str
     name: str
     champion: bool
@@ -43,15 +45,18 @@ class ModelCard:
     created_at: float = 0.0
 
     def to_dict(self) -> dict:
+        """The card as a plain dict (JSON-ready)."""
         return asdict(self)
 
     @property
     def title(self) -> str:
+        """A one-line title: ★ for the champion, the name (or run id), dataset and architecture."""
         star = "★ " if self.champion else ""
         return f"{star}{self.name or self.run_id} · {self.dataset} · {self.arch}"
 
 
 def finished_run_ids(ws: Workspace, dataset: str | None = None) -> list[str]:
+    """Ids of finished runs, optionally of one dataset: the champion first, then newest first."""
     sql = ("SELECT r.id FROM runs r LEFT JOIN datasets d ON d.id = r.dataset_id "
            "WHERE r.status = 'finished' " + ("AND d.name = ? " if dataset else "") +
            "ORDER BY (r.tags LIKE '%champion%') DESC, r.created_at DESC")
@@ -61,6 +66,10 @@ def finished_run_ids(ws: Workspace, dataset: str | None = None) -> list[str]:
 
 def model_card(ws: Workspace, run_id: str, lm: LoadedModel | None = None,
                measure: bool = True) -> ModelCard:
+    """The model card of run ``run_id``, loading its model unless ``lm`` is given.
+
+    ``measure`` times CPU inference for ``cpu_latency_ms`` (else None). Raises
+    ``NotFoundError`` for an unknown run."""
     with ws.db() as conn:
         r = conn.execute("SELECT r.*, d.name AS dataset FROM runs r LEFT JOIN datasets d "
                          "ON d.id = r.dataset_id WHERE r.id = ?", (run_id,)).fetchone()
@@ -103,6 +112,8 @@ def cpu_latency_ms(ws: Workspace, lm: LoadedModel, repeats: int = 30) -> float:
 
 
 def set_name(ws: Workspace, run_id: str, name: str) -> None:
+    """Give run ``run_id`` a display name (trimmed, at most 80 characters); raises
+    ``NotFoundError`` for an unknown run."""
     name = name.strip()[:80]
     with ws.write() as conn:
         if conn.execute("UPDATE runs SET name = ? WHERE id = ?", (name, run_id)).rowcount == 0:
@@ -129,6 +140,7 @@ def set_champion(ws: Workspace, run_id: str) -> None:
 
 
 def champion(ws: Workspace, dataset: str | None = None) -> str | None:
+    """The id of the champion among finished runs (of ``dataset`` if given), or None."""
     for run_id in finished_run_ids(ws, dataset):
         with ws.db() as conn:
             tags = conn.execute("SELECT tags FROM runs WHERE id = ?", (run_id,)).fetchone()[0]

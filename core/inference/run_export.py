@@ -17,6 +17,12 @@ CHECK_IMAGES = 32
 
 def export_run(ws: Workspace, run_id: str, fmt: str, out: Path, *,
                tolerance: float = DEFAULT_TOLERANCE) -> ExportResult:
+    """Export run ``run_id``'s model as ``fmt`` (``onnx``/``pt2``) to ``out``, checked and bundled.
+
+    The export is compared with PyTorch on up to ``CHECK_IMAGES`` real images of the run's
+    dataset and refused above ``tolerance`` (max absolute logit difference); the bundle
+    ``<out stem>-bundle.zip`` (model, ``predict.py``, preprocessing) is written beside it.
+    Raises ``ImageLabError`` when the run's dataset no longer exists or the check fails."""
     lm = load_run_model(ws, run_id)
     dataset = run_dataset(ws, run_id)
     if dataset is None:

@@ -61,6 +61,7 @@ class Metrics:
         self.predictions: dict[str, int] = {}
 
     def observe(self, path: str, status: int, seconds: float) -> None:
+        """Count one request to ``path`` answered with ``status``, and its latency in seconds."""
         with self._lock:
             self.requests[(path, status)] = self.requests.get((path, status), 0) + 1
             counts = self.latency_counts.setdefault(path, [0] * (len(LATENCY_BUCKETS) + 1))
@@ -69,10 +70,12 @@ class Metrics:
             self.latency_sum[path] = self.latency_sum.get(path, 0.0) + seconds
 
     def count_prediction(self, label: str) -> None:
+        """Count one prediction of ``label``."""
         with self._lock:
             self.predictions[label] = self.predictions.get(label, 0) + 1
 
     def render(self) -> str:
+        """Every counter and the latency histogram in Prometheus text format."""
         with self._lock:
             out = ["# HELP imagelab_requests_total HTTP requests by path and status code.",
                    "# TYPE imagelab_requests_total counter"]
@@ -207,6 +210,8 @@ async def image_bytes(request: Request, limit: int) -> bytes:
 
 
 def parse_threshold(request: Request, default: float) -> float:
+    """The request's ``threshold`` query parameter, or ``default``; raises ``RequestError`` (422)
+    unless it is a number in [0, 1]."""
     raw = request.query_params.get("threshold")
     if raw is None:
         return default

@@ -55,7 +55,8 @@ class RunFiles(Callback):
             fh.write(json.dumps(record) + "\n")
 
     def on_start(self, info: dict) -> None:
-        """Trim ``metrics.jsonl`` back to the resume point (all of it on a fresh start) and mark the status running."""
+        """Trim ``metrics.jsonl`` back to the resume point (all of it on a fresh start) and mark
+        the status running."""
         resumed = bool(info.get("resumed"))
         self._trim_metrics(info.get("resume_global_step", 0) if resumed else 0,
                            info.get("resume_epoch", 0) if resumed else 0)
@@ -82,13 +83,15 @@ class RunFiles(Callback):
         atomic_write_text(path, "".join(k + "\n" for k in kept))
 
     def on_step(self, m: dict) -> None:
-        """Append the step record to ``metrics.jsonl`` and update ``status.json``'s progress, speed and ETA."""
+        """Append the step record to ``metrics.jsonl`` and update ``status.json``'s progress, speed
+        and ETA."""
         self._append({"type": "step", **m})
         self._write_status(epoch=m["epoch"], step=m["step"], images_per_sec=m["images_per_sec"],
                            eta_s=m["eta_s"], progress=m["progress"], lr=m["lr"])
 
     def on_epoch_end(self, m: dict) -> None:
-        """Append the epoch record and put it in ``status.json`` as ``last``, with the best validation accuracy."""
+        """Append the epoch record and put it in ``status.json`` as ``last``, with the best
+        validation accuracy."""
         self._append({"type": "epoch", **m})
         self._write_status(epoch=m["epoch"] + 1, step=0, images_per_sec=m["images_per_sec"],
                            eta_s=m["eta_s"], progress=m["progress"], last=m,
@@ -150,7 +153,8 @@ class ConsoleProgress(Callback):
                     f"{info['epochs']} epochs × {info['steps_per_epoch']} steps")
 
     def on_step(self, m: dict) -> None:
-        """Print the step's loss, learning rate, speed and ETA, at most once per ``every`` seconds."""
+        """Print the step's loss, learning rate, speed and ETA, at most once per ``every``
+        seconds."""
         if time.monotonic() - self._last < self.every:
             return
         self._last = time.monotonic()
@@ -198,7 +202,8 @@ class EarlyStopping(Callback):
         self.patience = patience
 
     def on_validation_end(self, trainer: Trainer, record: dict) -> None:
-        """Set ``trainer.stop_reason`` to ``early_stopped`` once ``patience`` epochs passed without a better validation accuracy."""
+        """Set ``trainer.stop_reason`` to ``early_stopped`` once ``patience`` epochs passed without
+        a better validation accuracy."""
         if self.patience and trainer.epochs_since_best >= self.patience:
             trainer.stop_reason = "early_stopped"
 
@@ -211,7 +216,8 @@ class ValPredictions(Callback):
         self.path = path
 
     def on_fit_end(self, trainer: Trainer, status: str) -> None:
-        """Write the validation predictions when the run finished or stopped early (not when stopped by the user)."""
+        """Write the validation predictions when the run finished or stopped early (not when
+        stopped by the user)."""
         if status in ("finished", "early_stopped"):
             write_val_predictions(trainer, self.path)
 

@@ -88,7 +88,7 @@ class TrainConfig:
     def from_file(cls, path: str | Path) -> "TrainConfig":
         """A config from a YAML or JSON file of ``option: value`` pairs.
 
-        Raises ``ImageLabError`` when the file cannot be read, does not parse, or is not a mapping."""
+        Raises ``ImageLabError`` when the file cannot be read, does not parse or is no mapping."""
         import yaml
         try:
             data = yaml.safe_load(Path(path).read_text()) or {}
@@ -105,7 +105,8 @@ _STR_AUTO = {"arch", "optimizer", "precision", "balance", "crop", "device"}
 
 
 def validate(cfg: TrainConfig) -> None:
-    """Check the options' values and ranges; raises ``ImageLabError`` with the first problem found."""
+    """Check the options' values and ranges; raises ``ImageLabError`` with the first problem
+    found."""
     def need(ok: bool, msg: str) -> None:
         if not ok:
             raise ImageLabError(msg)

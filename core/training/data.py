@@ -150,7 +150,8 @@ class Split:
 
 @dataclass
 class TrainingData:
-    """The train and validation splits of one run, with the class names, input size and normalisation."""
+    """The train and validation splits of one run, with the class names, input size and
+    normalisation."""
     train: Split
     val: Split
     class_names: list[str]

@@ -40,7 +40,8 @@ class DistContext:
         return cls(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
 
     def init(self, device_type: str) -> None:
-        """Start the process group (NCCL on CUDA, else Gloo); does nothing when not distributed or already started."""
+        """Start the process group (NCCL on CUDA, else Gloo); does nothing when not distributed or
+        already started."""
         if not self.enabled or self.initialised:
             return
         import torch.distributed as dist

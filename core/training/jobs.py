@@ -76,7 +76,8 @@ def stop_run(ws: Workspace, run_id: str) -> Run:
 
 
 def enqueue(ws: Workspace, run_id: str, resume: bool) -> None:
-    """Queue a training job for ``run_id`` on the device its config names; ``resume`` continues from ``last.pt``."""
+    """Queue a training job for ``run_id`` on the device its config names; ``resume`` continues
+    from ``last.pt``."""
     cfg = json.loads(RunPaths(run_folder(ws, run_id)).config.read_text())
     args = ["--resume"] if resume else []
     with ws.write() as conn:

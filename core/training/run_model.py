@@ -70,7 +70,8 @@ class LoadedModel:
         return self.to_tensor(np.stack([self.preprocessing.to_array(img) for img in images]))
 
     def logits(self, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-        """Raw logits (float32, N×classes) for model inputs ``x``, in batches of ``batch_size``, without gradients."""
+        """Raw logits (float32, N×classes) for model inputs ``x``, in batches of ``batch_size``,
+        without gradients."""
         outs = []
         with torch.inference_mode():
             for i in range(0, len(x), batch_size):
@@ -78,7 +79,8 @@ class LoadedModel:
         return torch.cat(outs) if outs else torch.zeros(0, len(self.classes))
 
     def predict(self, images: list[Image.Image], calibrated: bool = True) -> np.ndarray:
-        """Class probabilities (N×classes numpy) for decoded images; ``calibrated`` divides the logits by the run's temperature."""
+        """Class probabilities (N×classes numpy) for decoded images; ``calibrated`` divides the
+        logits by the run's temperature."""
         logits = self.logits(self.preprocess(images))
         t = self.temperature if calibrated else 1.0
         return torch.softmax(logits / t, dim=1).numpy()

@@ -25,7 +25,8 @@ FINAL = ("finished", "stopped", "failed")
 
 @dataclass
 class Run:
-    """One run's database row, its config and summary metrics, and its folder. Times are Unix seconds."""
+    """One run's database row, its config and summary metrics, and its folder. Times are Unix
+    seconds."""
     id: str
     dataset: str | None
     status: str
@@ -70,7 +71,8 @@ def run_folder(ws: Workspace, run_id: str) -> Path:
 
 
 def device_bf16(device_type: str) -> bool:
-    """Whether this device type trains fast in bfloat16 (CUDA with bf16 support, or a CPU with native bf16)."""
+    """Whether this device type trains fast in bfloat16 (CUDA with bf16 support, or a CPU with
+    native bf16)."""
     import torch
     if device_type.startswith("cuda"):
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
