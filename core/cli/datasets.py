@@ -11,6 +11,8 @@ from core.errors import ImageLabError
 
 
 def register(sub, common) -> None:
+    """Add the ``datasets list|info|import|delete`` and ``samples ensure|list`` commands to
+    ``sub``, sharing the ``common`` options."""
     p = sub.add_parser("datasets", help="list, describe and import datasets",
                        description="Datasets in the workspace.")
     dsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -67,6 +69,7 @@ def register(sub, common) -> None:
 
 
 def cmd_list(args, ws) -> int:
+    """``datasets list``: every dataset with its image and labelled counts, classes and source."""
     data = [d.to_dict() for d in catalog.list_datasets(ws)]
     emit(args, data, lambda rows: table(
         [{**r, "classes": _short(r["classes"])} for r in rows],
@@ -75,6 +78,7 @@ def cmd_list(args, ws) -> int:
 
 
 def cmd_info(args, ws) -> int:
+    """``datasets info NAME``: counts per class and split, label version, and the quality report."""
     info = catalog.dataset_info(ws, args.name).to_dict()
     info["quality"] = quality_report(ws, args.name).to_dict()
 
@@ -97,6 +101,8 @@ def cmd_info(args, ws) -> int:
 
 
 def cmd_import(args, ws) -> int:
+    """``datasets import SOURCE``: import (or with ``--append`` add) images; prints the import
+    report, progress on stderr."""
     opts = ImportOptions(
         append=args.append, seed=args.seed, label=args.label, query=args.query, root=args.root,
         download=not args.no_download, limit=args.limit, sha256=args.sha256,
@@ -126,6 +132,8 @@ def _human_report(r: dict) -> str:
 
 
 def cmd_delete(args, ws) -> int:
+    """``datasets delete NAME --yes``: delete a dataset with its images and labels; raises
+    ``ImageLabError`` without ``--yes``."""
     if not args.yes:
         raise ImageLabError(f"deleting {args.name!r} removes its images and labels; "
                             "add --yes to confirm")
@@ -135,6 +143,8 @@ def cmd_delete(args, ws) -> int:
 
 
 def cmd_samples_ensure(args, ws) -> int:
+    """``samples ensure``: import every built-in sample that is missing; prints what was
+    prepared."""
     reports = ensure_samples(ws, progress=StderrProgress())
     for r in reports:
         log(f"prepared sample {r.name!r}: {r.added} images in {r.seconds:.1f}s")
@@ -146,6 +156,7 @@ def cmd_samples_ensure(args, ws) -> int:
 
 
 def cmd_samples_list(args, ws) -> int:
+    """``samples list``: the built-in samples, their default names, descriptions and classes."""
     data = [{"source": f"sample:{s.key}", "default_name": s.default_name,
              "description": s.description, "classes": s.classes} for s in SAMPLES.values()]
     emit(args, data, lambda rows: table([{**r, "classes": _short(r["classes"])} for r in rows],

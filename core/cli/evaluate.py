@@ -7,6 +7,8 @@ from __future__ import annotations
 
 
 def register(sub, common) -> None:
+    """Add the ``evaluate``, ``predict`` and ``export`` commands to the subparsers ``sub``, sharing
+    the ``common`` options."""
     p = sub.add_parser("evaluate", parents=[common], help="metrics of a finished run on a split",
                        description="Accuracy, per-class precision/recall/F1, the confusion matrix "
                                    "(rows = true class), ROC/PR, calibration. Computed once per "

@@ -38,6 +38,8 @@ def _add_common(p, source_required: bool) -> None:
 
 
 def register(sub, common) -> None:
+    """Add the ``finetune`` and ``lr-find`` commands to the subparsers ``sub``, sharing the
+    ``common`` options."""
     p = sub.add_parser(
         "finetune", parents=[common], help="fine-tune a pretrained model on a dataset",
         description="Start from pretrained weights, rebuild the head for the dataset's "

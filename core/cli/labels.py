@@ -12,6 +12,8 @@ from core.labels import io as label_io
 
 
 def register(sub, common) -> None:
+    """Add the ``labels export|import|history|undo|revert`` commands to the subparsers ``sub``,
+    sharing the ``common`` options."""
     p = sub.add_parser("labels", help="export, import, history, undo and revert labels",
                        description="Labels of a dataset: every change is an event in an action, "
                                    "and every action can be undone.")
@@ -57,6 +59,8 @@ def register(sub, common) -> None:
 
 
 def cmd_export(args, ws) -> int:
+    """``labels export NAME --out FILE``: labels as CSV or JSON, or with ``--tree`` the images as
+    an ImageFolder tree or zip."""
     out = Path(args.out)
     if args.tree:
         fn = label_io.export_zip if out.suffix.lower() == ".zip" else label_io.export_imagefolder
@@ -74,6 +78,8 @@ def cmd_export(args, ws) -> int:
 
 
 def cmd_import(args, ws) -> int:
+    """``labels import NAME FILE``: apply a CSV/JSON of labels (and splits) as one undoable
+    action."""
     res = label_io.import_labels(ws, args.name, args.file, user=args.user).to_dict()
     emit(args, res, lambda r: (
         f"read {r['rows']} rows: changed {r['changed_labels']} labels and {r['changed_splits']} "
@@ -84,6 +90,8 @@ def cmd_import(args, ws) -> int:
 
 
 def cmd_history(args, ws) -> int:
+    """``labels history NAME``: recent actions, or the label events of one image (``--image``) or
+    class."""
     if args.image is not None or args.class_name is not None:
         events = [e.to_dict() for e in hist.label_history(
             ws, args.name, image_id=args.image, class_name=args.class_name, limit=args.limit)]
@@ -102,6 +110,7 @@ def cmd_history(args, ws) -> int:
 
 
 def cmd_undo(args, ws) -> int:
+    """``labels undo NAME``: undo the last action that is not undone yet, as a new action."""
     res = hist.undo_last_action(ws, args.name, user=args.user).to_dict()
     emit(args, res, lambda r: (f"undid it as action #{r['action_id']}: {r['changed']} labels and "
                                f"{r['other_changes']} other changes restored; label version "
@@ -110,6 +119,8 @@ def cmd_undo(args, ws) -> int:
 
 
 def cmd_revert(args, ws) -> int:
+    """``labels revert NAME --version V``: set every label back to how it was at version V, as
+    a new action."""
     res = hist.revert_to_version(ws, args.name, args.version, user=args.user).to_dict()
     emit(args, res, lambda r: (f"reverted {r['changed']} labels to version {args.version}"
                                if r["action_id"] else "labels already match that version"))

@@ -37,6 +37,8 @@ EXIT_USER_ERROR = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m core`` argument parser, with every group of ``COMMAND_MODULES``
+    registered."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true",
                         help="print exactly one JSON document on stdout (logs go to stderr)")
@@ -55,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``python -m core`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit status (2
+    for an ``ImageLabError``, 130 when interrupted)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -10,6 +10,8 @@ from typing import Any, Callable
 
 
 def emit(args, data: Any, human: Callable[[Any], str] | None = None) -> None:
+    """Print a command's result on stdout: ``data`` as one JSON document with ``--json``, else
+    ``human(data)`` (JSON when no formatter is given)."""
     if getattr(args, "json", False):
         json.dump(data, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
@@ -19,6 +21,8 @@ def emit(args, data: Any, human: Callable[[Any], str] | None = None) -> None:
 
 
 def log(message: str) -> None:
+    """Print a progress or log line on stderr (never stdout, which ``--json`` keeps for the
+    result)."""
     print(message, file=sys.stderr, flush=True)
 
 

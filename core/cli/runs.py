@@ -7,6 +7,8 @@ from __future__ import annotations
 
 
 def register(sub, common) -> None:
+    """Add the ``runs list|show|stop|resume`` commands to the subparsers ``sub``, sharing the
+    ``common`` options."""
     p = sub.add_parser("runs", help="list, show, stop and resume training runs",
                        description="Training runs in the workspace (background and foreground).")
     rsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")

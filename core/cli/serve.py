@@ -13,6 +13,7 @@ from core.errors import ImageLabError
 
 
 def register(sub, common) -> None:
+    """Add the ``serve`` command to the subparsers ``sub``, sharing the ``common`` options."""
     p = sub.add_parser("serve", parents=[common], help="serve a run's model over HTTP",
                        description="Start a prediction API for a finished run: POST /predict "
                                    "(image body or multipart field 'file'), GET /health, GET "
@@ -32,6 +33,8 @@ def register(sub, common) -> None:
 
 
 def is_loopback(host: str) -> bool:
+    """Whether ``host`` is ``localhost`` or a loopback IP address (a name other than ``localhost``
+    is not)."""
     if host == "localhost":
         return True
     try:

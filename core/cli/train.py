@@ -37,6 +37,7 @@ _OPTIONS = [
 
 
 def register(sub, common) -> None:
+    """Add the ``train`` command to the subparsers ``sub``, sharing the ``common`` options."""
     p = sub.add_parser(
         "train", parents=[common], help="train a model on a dataset",
         description="Train a CNN on a dataset of the workspace. Options left out get defaults "

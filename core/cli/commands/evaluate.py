@@ -13,6 +13,8 @@ from core.training.run_model import load_run_model
 
 
 def cmd_evaluate(args, ws) -> int:
+    """``evaluate RUN``: the run's report on a split (``evaluate_run``); with ``--json`` curves are
+    left out unless ``--full``."""
     report = evaluate_run(ws, args.run_id, args.dataset, args.split, refresh=args.refresh,
                           progress=StderrProgress())
     if args.json and not args.full:
@@ -32,6 +34,8 @@ def cmd_evaluate(args, ws) -> int:
 
 
 def cmd_predict(args, ws) -> int:
+    """``predict RUN PATH…``: one row per image (prediction, confidence, every probability),
+    optionally also as CSV."""
     if not 0 <= args.threshold <= 1:
         raise ImageLabError("--threshold must be between 0 and 1")
     lm = load_run_model(ws, args.run_id)
@@ -47,6 +51,7 @@ def cmd_predict(args, ws) -> int:
 
 
 def cmd_export(args, ws) -> int:
+    """``export RUN --format F --out FILE``: a checked export and its bundle (``export_run``)."""
     result = export_run(ws, args.run_id, args.format, Path(args.out), tolerance=args.tolerance)
     emit(args, result.to_dict(), lambda r: (
         f"exported {r['format']} to {r['path']} ({r['size_bytes'] / 1e6:.1f} MB); checked on "

@@ -10,6 +10,7 @@ from core.training.runs import get_run, list_runs, read_log, read_metrics, read_
 
 
 def cmd_list(args, ws) -> int:
+    """``runs list``: runs, newest first, with status, epochs done and validation accuracy."""
     jobs.refresh(ws)
     rows = [_row(r) for r in list_runs(ws, args.limit, args.dataset)]
     emit(args, rows, lambda rs: table(rs, ["run_id", "dataset", "arch", "status", "epochs",
@@ -18,6 +19,8 @@ def cmd_list(args, ws) -> int:
 
 
 def cmd_show(args, ws) -> int:
+    """``runs show RUN``: config, live status, epoch records and the log's tail (unreadable metric
+    lines counted)."""
     jobs.refresh(ws)
     run = get_run(ws, args.run_id)
     records = read_metrics(run.folder)
@@ -41,6 +44,8 @@ def cmd_show(args, ws) -> int:
 
 
 def cmd_stop(args, ws) -> int:
+    """``runs stop RUN``: ask a running run to stop (cancel a queued one); ``--wait`` waits until
+    it has."""
     jobs.refresh(ws)
     run = jobs.stop_run(ws, args.run_id)
     if args.wait:
@@ -55,6 +60,7 @@ def cmd_stop(args, ws) -> int:
 
 
 def cmd_resume(args, ws) -> int:
+    """``runs resume RUN``: queue a stopped or failed run to continue from its last checkpoint."""
     jobs.refresh(ws)
     run = jobs.resume_run(ws, args.run_id)
     emit(args, {"run_id": run.id, "status": run.status},

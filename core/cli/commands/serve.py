@@ -11,6 +11,10 @@ from core.inference.service import create_app
 
 
 def cmd_serve(args, ws) -> int:
+    """``serve RUN``: serve the run's model over HTTP on uvicorn until Ctrl+C or SIGTERM.
+
+    Raises ``ImageLabError`` for a bad port, a port in use, or a non-loopback ``--host``
+    without ``--allow-network``."""
     if not 0 < args.port < 65536:
         raise ImageLabError("--port must be between 1 and 65535")
     if not is_loopback(args.host):
