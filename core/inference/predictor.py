@@ -50,8 +50,13 @@ class Prediction:
 
 def predict_one(lm: LoadedModel, img: Image.Image, *, top_k: int = 5,
                 threshold: float = 0.0) -> Prediction:
-    """One image, on the shortest path: the model's forward plus as few other calls as can be.
+    """Predict one decoded image; returns a ``Prediction`` (what the Demo and the service use).
 
+    Probabilities are calibrated by the run's temperature; ``top`` holds the ``top_k`` best
+    classes; the label is ``unknown`` when the best probability is below ``threshold``
+    (0–1); ``seconds`` times the input, the forward and the softmax.
+
+    It takes the shortest path: the model's forward plus as few other calls as can be.
     A single small image costs more in call overhead than in arithmetic, and right after a
     forward every call runs on a cold cache (each costs ~3× its tight-loop time here). So
     the pixels come out of PIL already channel-planar (``planar_pixels``: one raw-encoder

@@ -226,7 +226,14 @@ def parse_threshold(request: Request, default: float) -> float:
 
 def create_app(ws: Workspace, run_id: str, *, threshold: float = 0.0,
                max_body_bytes: int = MAX_FILE_BYTES, top_k: int = 5) -> FastAPI:
-    """The service for one finished run; the model is loaded here, once."""
+    """The FastAPI app serving run ``run_id``; the model is loaded here, once.
+
+    ``POST /predict`` answers the ``top_k`` classes, ``unknown`` below ``threshold`` (0–1;
+    a request's ``?threshold=`` overrides it), and refuses bodies over ``max_body_bytes``
+    with 413; ``GET /health`` and ``GET /metrics`` (Prometheus) report on it. Every
+    prediction is appended to the run's prediction log. Raises ``ImageLabError`` for a
+    threshold outside [0, 1], ``max_body_bytes`` below 1, or a run whose model cannot load.
+    """
     if not 0 <= threshold <= 1:
         raise ImageLabError("--threshold must be between 0 and 1")
     if max_body_bytes < 1:
