@@ -8,6 +8,11 @@ from dataclasses import asdict, dataclass
 
 @dataclass
 class DeviceInfo:
+    """The compute device a run would use, as ``describe_device`` reports it.
+
+    ``type`` is cuda, mps or cpu; ``threads`` torch's intra-op CPU threads; ``bf16``
+    whether bf16 autocast is the fast path here.
+    """
     type: str          # cuda | mps | cpu
     name: str
     threads: int       # torch's intra-op CPU threads
@@ -16,14 +21,19 @@ class DeviceInfo:
     torch_version: str
 
     def to_dict(self) -> dict:
+        """The device info as a plain dict (JSON-ready)."""
         return asdict(self)
 
     @property
     def label(self) -> str:
+        """A one-line description for the UI, e.g. ``CPU · AMD EPYC · 8 threads``."""
         return f"{self.type.upper()} · {self.name} · {self.threads} threads"
 
 
 def pick_device(requested: str = "auto") -> str:
+    """``requested`` unless it is ``auto``; for ``auto``, ``cuda`` if available, else ``mps``,
+    else ``cpu``. Imports torch.
+    """
     import torch
     if requested != "auto":
         return requested
@@ -48,6 +58,9 @@ def available_devices() -> list[str]:
 
 
 def describe_device(requested: str = "auto") -> DeviceInfo:
+    """Name, thread count, bf16 support and torch version of the device ``pick_device``
+    chooses for ``requested``. Imports torch.
+    """
     import torch
     kind = pick_device(requested)
     if kind == "cuda":

@@ -20,6 +20,11 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 @dataclass
 class DatasetSummary:
+    """One dataset as listed: id, name, source, image counts, class names, creation time.
+
+    ``num_labelled`` counts images with a class; ``created_at`` is a Unix time in seconds;
+    ``classes`` is in display order.
+    """
     id: int
     name: str
     source: str
@@ -29,11 +34,19 @@ class DatasetSummary:
     created_at: float
 
     def to_dict(self) -> dict:
+        """The summary as a plain dict (JSON-ready)."""
         return asdict(self)
 
 
 @dataclass
 class DatasetInfo(DatasetSummary):
+    """A dataset in detail: its summary plus counts per split and per class.
+
+    ``splits`` maps train/val/test to image counts; ``per_class`` has one
+    ``{class, total, train, val, test}`` dict per class; ``unlabelled`` counts images
+    without a class per split; ``excluded`` counts images left out of training;
+    ``label_version`` is the id of the last label event (it changes with every edit).
+    """
     splits: dict[str, int] = field(default_factory=dict)
     per_class: list[dict] = field(default_factory=list)  # {class, total, train, val, test}
     unlabelled: dict[str, int] = field(default_factory=dict)
@@ -42,6 +55,10 @@ class DatasetInfo(DatasetSummary):
 
 
 def validate_dataset_name(name: str) -> str:
+    """Return ``name`` if it is a valid dataset name, else raise ``ImageLabError``.
+
+    Valid: 1-64 letters, digits, ``.``, ``_`` or ``-``, starting with a letter or digit.
+    """
     if not _NAME_RE.match(name or ""):
         raise ImageLabError(
             f"invalid dataset name {name!r}: use 1–64 letters, digits, '.', '_' or '-', "
@@ -50,12 +67,16 @@ def validate_dataset_name(name: str) -> str:
 
 
 def find_dataset_id(ws: Workspace, name: str) -> int | None:
+    """The id of the dataset called ``name``, or ``None`` if there is none."""
     with ws.db() as conn:
         row = conn.execute("SELECT id FROM datasets WHERE name = ?", (name,)).fetchone()
     return None if row is None else int(row["id"])
 
 
 def get_dataset_id(ws: Workspace, name: str) -> int:
+    """The id of the dataset called ``name``; raises ``NotFoundError`` (naming the known
+    datasets) if there is none.
+    """
     ds_id = find_dataset_id(ws, name)
     if ds_id is None:
         known = [d.name for d in list_datasets(ws)]
@@ -65,6 +86,7 @@ def get_dataset_id(ws: Workspace, name: str) -> int:
 
 
 def list_datasets(ws: Workspace) -> list[DatasetSummary]:
+    """Every dataset of the workspace, sorted by name, with image and label counts."""
     with ws.db() as conn:
         rows = conn.execute(
             """SELECT d.id, d.name, d.source, d.created_at,
@@ -78,6 +100,10 @@ def list_datasets(ws: Workspace) -> list[DatasetSummary]:
 
 
 def dataset_info(ws: Workspace, name: str) -> DatasetInfo:
+    """Counts per split and per class of the dataset called ``name``.
+
+    Raises ``NotFoundError`` if there is no such dataset.
+    """
     ds_id = get_dataset_id(ws, name)
     with ws.db() as conn:
         d = conn.execute("SELECT * FROM datasets WHERE id = ?", (ds_id,)).fetchone()

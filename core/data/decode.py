@@ -32,6 +32,9 @@ class BadImage(Exception):
 
 @dataclass
 class DecodedImage:
+    """An image decoded by ``decode_image``: the upright ``L`` or ``RGB`` pixels and facts about
+    the file (format detected from content, the file's own mode, size in pixels).
+    """
     image: Image.Image   # mode "L" or "RGB", upright
     format: str          # PNG, JPEG, ... as detected from content (not the file name)
     source_mode: str     # the mode stored in the file (e.g. CMYK, P, I;16)

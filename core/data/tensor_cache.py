@@ -33,6 +33,12 @@ IMPORT_CACHE_MAX_SIDE = 64   # the cache built at import: min(native size, this)
 
 @dataclass
 class TensorCache:
+    """One dataset's decoded pixels at one size, as ``load_cache`` returns them.
+
+    ``pixels`` is a uint8 N×C×H×W array (usually a read-only memory map) with
+    H = W = ``size``; row k is the image ``image_ids[k]``. ``path`` is the ``pixels.npy`` file.
+    Labels are not here: join ``image_ids`` with the database's current labels.
+    """
     pixels: np.ndarray      # uint8 (N, C, H, W), usually a read-only memmap
     image_ids: np.ndarray   # int64 (N,)
     size: int
@@ -44,6 +50,7 @@ class TensorCache:
 
 
 def dataset_channels(ws: Workspace, dataset_id: int) -> int:
+    """The channels a dataset's cache holds: 3 if any image is colour, else 1 (all grayscale)."""
     with ws.db() as conn:
         row = conn.execute("SELECT COUNT(*) FROM images WHERE dataset_id = ? AND mode != 'L'",
                            (dataset_id,)).fetchone()
@@ -120,6 +127,9 @@ class PrebuiltPixels:
     channels: int
 
     def fits(self, shas: list[str], size: int, channels: int) -> bool:
+        """True if this file holds exactly ``shas`` (in order) at ``size`` and ``channels``, and
+        still exists, so ``load_cache`` can move it into place instead of decoding again.
+        """
         return (self.shas == shas and self.size == size and self.channels == channels
                 and self.path.exists())
 

@@ -30,10 +30,16 @@ def _location(thumbs_dir, sha256: str) -> tuple[str, str]:
 
 
 def thumbnail_path(thumbs_dir: Path, sha256: str) -> Path:
+    """Where the cached JPEG thumbnail of the image with content hash ``sha256`` lives (or would)."""
     return Path(_location(thumbs_dir, sha256)[1])
 
 
 def make_thumbnail_bytes(img: Image.Image, size: int = THUMB_SIZE) -> bytes:
+    """``img`` scaled so its longer side is ``size`` pixels, as JPEG bytes (quality 85).
+
+    Smaller images are scaled up with nearest-neighbour (crisp pixels), larger ones down
+    bilinearly; modes other than L and RGB are converted to RGB.
+    """
     w, h = img.size
     scale = size / max(w, h)
     new_size = (max(1, round(w * scale)), max(1, round(h * scale)))
@@ -54,6 +60,10 @@ def thumbnail_file(root: Path, thumbs_dir: Path, sha256: str, rel_path: str) -> 
 
 
 def is_own_thumbnail(img: Image.Image, plain: bool) -> bool:
+    """True if the stored original can be shown as the thumbnail: its file shows exactly
+    its pixels (``plain``) and its longer side is between a quarter of ``THUMB_SIZE`` and
+    ``THUMB_SIZE``.
+    """
     return plain and THUMB_SIZE // 4 <= max(img.size) <= THUMB_SIZE
 
 

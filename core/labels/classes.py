@@ -20,6 +20,9 @@ MAX_NAME = 100
 
 @dataclass
 class ClassInfo:
+    """One live class: id, name, description, display position, and its image counts
+    (``images`` in all, then per split).
+    """
     id: int
     name: str
     description: str
@@ -30,6 +33,7 @@ class ClassInfo:
     test: int
 
     def to_dict(self) -> dict:
+        """The class as a plain dict (JSON-ready)."""
         return asdict(self)
 
 
@@ -47,10 +51,16 @@ def list_classes(ws: Workspace, dataset: str) -> list[ClassInfo]:
 
 
 def class_descriptions(ws: Workspace, dataset: str) -> dict[str, str]:
+    """Each live class's description by class name (empty string when none was written)."""
     return {c.name: c.description for c in list_classes(ws, dataset)}
 
 
 def validate_class_name(name: str) -> str:
+    """``name`` stripped of surrounding space, if it is a valid class name.
+
+    Raises ``ImageLabError`` if it is empty, over ``MAX_NAME`` characters, or holds
+    control characters.
+    """
     name = (name or "").strip()
     if not name:
         raise ImageLabError("a class name cannot be empty")
@@ -63,6 +73,11 @@ def validate_class_name(name: str) -> str:
 
 def add_class(ws: Workspace, dataset: str, name: str, description: str = "", *,
               user: str | None = None) -> ActionResult:
+    """Add an empty class at the end of the display order, as one undoable action.
+
+    Raises ``ImageLabError`` for an invalid name or one already in use, ``NotFoundError``
+    for an unknown dataset.
+    """
     name = validate_class_name(name)
     with ws.write() as conn:
         ds_id = dataset_id(conn, dataset)
@@ -79,6 +94,11 @@ def add_class(ws: Workspace, dataset: str, name: str, description: str = "", *,
 
 def rename_class(ws: Workspace, dataset: str, old: str, new: str, *,
                  user: str | None = None) -> ActionResult:
+    """Rename class ``old`` to ``new``, as one undoable action (nothing happens if equal).
+
+    Raises ``ImageLabError`` if ``old`` is unknown or ``new`` is invalid or taken (merge
+    the two classes instead).
+    """
     new = validate_class_name(new)
     with ws.write() as conn:
         ds_id = dataset_id(conn, dataset)
@@ -97,6 +117,10 @@ def rename_class(ws: Workspace, dataset: str, old: str, new: str, *,
 
 def set_description(ws: Workspace, dataset: str, name: str, description: str, *,
                     user: str | None = None) -> ActionResult:
+    """Set the description of class ``name`` (stripped), as one undoable action.
+
+    Nothing is recorded if it is unchanged. Raises ``ImageLabError`` for an unknown class.
+    """
     description = (description or "").strip()
     with ws.write() as conn:
         ds_id = dataset_id(conn, dataset)

@@ -60,10 +60,15 @@ class ActionResult:
     label_version: int      # the dataset's label version after the edit
 
     def to_dict(self) -> dict:
+        """The result as a plain dict (JSON-ready)."""
         return asdict(self)
 
 
 def dataset_id(conn: sqlite3.Connection, name: str) -> int:
+    """The id of the dataset called ``name``, read on ``conn`` (inside the caller's transaction).
+
+    Raises ``NotFoundError`` naming the known datasets if there is none.
+    """
     row = conn.execute("SELECT id FROM datasets WHERE name = ?", (name,)).fetchone()
     if row is None:
         known = [r[0] for r in conn.execute("SELECT name FROM datasets ORDER BY name")]
@@ -98,6 +103,7 @@ def class_id_for(conn: sqlite3.Connection, ds_id: int, label: str | None, *,
 
 
 def new_action(conn: sqlite3.Connection, ds_id: int, kind: str, description: str, user: str) -> int:
+    """Record a new action (one undoable edit) of ``kind`` on dataset ``ds_id``; returns its id."""
     cur = conn.execute(
         "INSERT INTO actions(dataset_id, kind, description, user, created_at) VALUES (?, ?, ?, ?, ?)",
         (ds_id, kind, description, user, time.time()))
@@ -105,6 +111,9 @@ def new_action(conn: sqlite3.Connection, ds_id: int, kind: str, description: str
 
 
 def label_version(conn: sqlite3.Connection, ds_id: int) -> int:
+    """The id of the dataset's last label event (0 when it has none): it grows with every
+    label edit, so a changed version means the labels changed.
+    """
     row = conn.execute(
         "SELECT MAX(e.id) FROM label_events e JOIN actions a ON a.id = e.action_id "
         "WHERE a.dataset_id = ?", (ds_id,)).fetchone()

@@ -45,6 +45,10 @@ def stage_labels(conn: sqlite3.Connection, rows: Iterable[tuple[int, int | None,
 
 
 def stage_image_field(conn: sqlite3.Connection, field: str, rows: Iterable[tuple[int, str]]) -> None:
+    """Stage ``(image_id, new value)`` changes of ``field`` (``split`` or ``excluded``, the
+    value as text); call after ``begin_edit``. Raises ``ImageLabError`` if an image appears
+    twice, ``ValueError`` for any other field.
+    """
     if field not in ("split", "excluded"):
         raise ValueError(field)
     try:
@@ -127,6 +131,7 @@ def class_event(conn: sqlite3.Connection, action_id: int, class_id: int, field: 
 
 
 def check_split(split: str) -> str:
+    """Return ``split`` if it is train, val or test; raise ``ImageLabError`` otherwise."""
     if split not in SPLITS:
         raise ImageLabError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     return split

@@ -33,6 +33,12 @@ NOT_UNDOABLE = ("import", "undo")
 
 @dataclass
 class ActionInfo:
+    """One action (one edit) as listed in the history.
+
+    ``created_at`` is a Unix time in seconds; ``label_events`` and ``other_events`` count
+    its label changes and its split, exclusion and class changes; ``undone_by`` is the id
+    of the action that undid it, if any.
+    """
     id: int
     kind: str
     description: str
@@ -44,11 +50,15 @@ class ActionInfo:
     label_version: int | None   # the last label event of this action, if any
 
     def to_dict(self) -> dict:
+        """The action as a plain dict (JSON-ready)."""
         return asdict(self)
 
 
 @dataclass
 class LabelEvent:
+    """One label change of one image: old and new class names (``None`` = unlabelled), who
+    made it and when (Unix seconds), and whether its action has been undone.
+    """
     version: int              # the event id: the dataset's label version after it
     action_id: int
     kind: str
@@ -61,10 +71,15 @@ class LabelEvent:
     undone: bool
 
     def to_dict(self) -> dict:
+        """The event as a plain dict (JSON-ready)."""
         return asdict(self)
 
 
 def list_actions(ws: Workspace, dataset: str, *, limit: int = 100) -> list[ActionInfo]:
+    """The dataset's newest ``limit`` actions, newest first, with their event counts.
+
+    Raises ``NotFoundError`` for an unknown dataset.
+    """
     with ws.db() as conn:
         ds_id = dataset_id(conn, dataset)
         rows = conn.execute(
@@ -105,6 +120,9 @@ def label_history(ws: Workspace, dataset: str, *, image_id: int | None = None,
 
 
 def last_undoable_action(ws: Workspace, dataset: str) -> ActionInfo | None:
+    """The action ``undo_last_action`` would undo: the newest one not yet undone that is
+    neither an import nor an undo; ``None`` if there is none.
+    """
     for a in list_actions(ws, dataset, limit=1_000_000):
         if a.undone_by is None and a.kind not in NOT_UNDOABLE:
             return a

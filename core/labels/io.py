@@ -31,6 +31,9 @@ MAX_IMPORT_BYTES = 200 * 1024 * 1024
 
 @dataclass
 class ImportResult:
+    """What ``import_labels`` did: rows read, labels and splits changed, classes it
+    created, the action's id (``None`` if nothing changed) and the label version after it.
+    """
     rows: int                 # rows read
     changed_labels: int
     changed_splits: int
@@ -39,11 +42,15 @@ class ImportResult:
     label_version: int
 
     def to_dict(self) -> dict:
+        """The result as a plain dict (JSON-ready)."""
         return asdict(self)
 
 
 @dataclass
 class TreeExport:
+    """What an ImageFolder export wrote: where (``out``), how many images, how many were
+    left out as unlabelled or excluded, and the class names.
+    """
     out: str
     images: int
     skipped_unlabelled: int
@@ -51,6 +58,7 @@ class TreeExport:
     classes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
+        """The export summary as a plain dict (JSON-ready)."""
         return asdict(self)
 
 
@@ -84,6 +92,12 @@ def export_labels(ws: Workspace, dataset: str, out: str | Path, fmt: str | None 
 
 
 def read_label_file(path: str | Path) -> list[dict]:
+    """The rows of a CSV or JSON label file, as dicts with ``path``, ``label`` and maybe ``split``.
+
+    JSON is chosen by the ``.json`` suffix (a list of objects, or ``{"labels": [...]}``);
+    anything else is read as CSV with a header. Raises ``ImageLabError`` if the file is
+    missing, over ``MAX_IMPORT_BYTES``, not UTF-8, or not in either shape.
+    """
     path = Path(path)
     try:
         if path.stat().st_size > MAX_IMPORT_BYTES:

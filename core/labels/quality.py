@@ -43,6 +43,8 @@ SOURCES = {"val": "the validation split (the model never trained on it)"}
 
 @dataclass
 class Suspect:
+    """An image the model confidently puts in another class: given and suggested class names,
+    p(given), the margin and p(suggested), all in 0-1 (the margin in -1..1)."""
     image_id: int
     given: str
     suggested: str
@@ -51,11 +53,14 @@ class Suspect:
     suggested_confidence: float
 
     def to_dict(self) -> dict:
+        """The suspect as a plain dict (JSON-ready)."""
         return asdict(self)
 
 
 @dataclass
 class Ranking:
+    """Suspects (most suspicious first), per-class thresholds (mean p(class) over its images),
+    images scored; for a run, where the predictions came from and images skipped by reason."""
     suspects: list[Suspect]
     thresholds: dict[str, float]
     num_scored: int
@@ -109,6 +114,8 @@ def rank_label_issues(image_ids, given, probs, class_names, *, order: str = "sel
 
 @dataclass
 class Predictions:
+    """A run's held-out predictions: N×K ``probs`` for ``image_ids`` over ``class_names``, their
+    ``source`` (a key of ``SOURCES``), the label version they were made at (or ``None``)."""
     run_id: str
     path: Path
     image_ids: np.ndarray
@@ -223,6 +230,8 @@ def keep_label(ws: Workspace, dataset: str, image_id: int, *, run_id: str = "",
 
 def exclude_from_training(ws: Workspace, dataset: str, image_id: int, *, run_id: str = "",
                           user: str | None = None) -> ActionResult:
+    """Review decision: leave the image out of training (one undoable action); remembered in
+    ``label_reviews`` so it is not suggested again."""
     user = current_user(user)
     with ws.write() as conn:
         ds_id = dataset_id(conn, dataset)
@@ -238,15 +247,19 @@ def exclude_from_training(ws: Workspace, dataset: str, image_id: int, *, run_id:
 
 @dataclass
 class DuplicateGroup:
+    """Identical or nearly identical labelled images with different labels (``labels``, class
+    names, parallel to ``image_ids``)."""
     image_ids: list[int]
     labels: list[str | None]
     exact: bool               # same file bytes (sha256), else near (perceptual hash)
 
     def to_dict(self) -> dict:
+        """The group as a plain dict (JSON-ready)."""
         return asdict(self)
 
 
 def has_phash(conn) -> bool:
+    """True if the workspace's ``images`` table has the ``phash`` column (perceptual hashes)."""
     return any(r[1] == "phash" for r in conn.execute("PRAGMA table_info(images)"))
 
 

@@ -45,11 +45,19 @@ def set_label(ws: Workspace, dataset: str, expected: Mapping[int, str | None], n
 
 def relabel_image(ws: Workspace, dataset: str, image_id: int, new_label: str | None, *,
                   expected: str | None, user: str | None = None) -> ActionResult:
+    """Give one image ``new_label`` (``None`` = unlabelled) if it still has ``expected``.
+
+    One action; raises ``LabelConflict`` and writes nothing if its label changed meanwhile.
+    """
     return relabel(ws, dataset, [(image_id, expected, new_label)], user=user, kind="relabel")
 
 
 def move_to_split(ws: Workspace, dataset: str, image_ids: Iterable[int], split: str, *,
                   user: str | None = None) -> ActionResult:
+    """Move the given images to ``split`` (train, val or test), as one action.
+
+    Raises ``ImageLabError`` for an unknown split.
+    """
     check_split(split)
     ids = sorted({int(i) for i in image_ids})
     with ws.write() as conn:

@@ -14,6 +14,11 @@ from torch import nn
 
 @dataclass
 class CNNSpec:
+    """What ``build_cnn`` builds: one stage of ``convs_per_stage`` 3×3 convolutions per entry
+    of ``widths`` (max-pooling between stages), optional BatchNorm, then ``global_pool``
+    (``avg``, ``max``, ``avgmax`` or ``flatten``), ``hidden`` fully connected layers and
+    ``dropout`` before the classifier.
+    """
     widths: list[int] = field(default_factory=lambda: [32, 64, 128])  # one stage per width
     convs_per_stage: int = 1          # depth: 3×3 convs in each stage
     batchnorm: bool = True

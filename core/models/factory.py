@@ -12,6 +12,7 @@ ARCH_DESCRIPTIONS = {**PRESET_DESCRIPTIONS, **TORCHVISION_ARCHS}
 
 
 def list_archs() -> list[str]:
+    """Every architecture name ``create_model`` accepts: the presets, then the torchvision ones."""
     return list(ARCH_DESCRIPTIONS)
 
 

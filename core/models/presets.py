@@ -35,4 +35,7 @@ PRESET_DESCRIPTIONS = {
 
 
 def build_preset(name: str, num_classes: int, in_channels: int, image_size: int) -> nn.Module:
+    """The preset network ``name`` (a key of ``PRESET_SPECS``), freshly initialised, for
+    ``num_classes`` classes of ``in_channels``×``image_size``×``image_size`` images.
+    """
     return build_cnn(PRESET_SPECS[name], num_classes, in_channels, image_size)

@@ -24,6 +24,9 @@ MIN_IMAGE_SIZE = {"convnext_tiny": 32}
 
 
 def build_torchvision(arch: str, num_classes: int, in_channels: int) -> nn.Module:
+    """torchvision's ``arch`` with random weights and a ``num_classes``-way classifier;
+    the first convolution is rebuilt when ``in_channels`` is not 3.
+    """
     import torchvision.models as tvm
     model = getattr(tvm, arch)(weights=None, num_classes=num_classes)
     if in_channels != 3:

@@ -196,6 +196,7 @@ MIGRATIONS: list[str] = [
 
 
 def schema_version(conn: sqlite3.Connection) -> int:
+    """The schema version stored in the database (SQLite's ``user_version``; 0 when new)."""
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 

@@ -29,54 +29,67 @@ class RunPaths:
 
     @property
     def config(self) -> Path:
+        """``config.json``: the run's resolved ``TrainConfig`` as JSON."""
         return self.folder / "config.json"
 
     @property
     def classes(self) -> Path:
+        """``classes.json``: the class names, in the model's output order."""
         return self.folder / "classes.json"
 
     @property
     def status(self) -> Path:
+        """``status.json``: state, epoch and progress; rewritten atomically while the run goes."""
         return self.folder / "status.json"
 
     @property
     def metrics(self) -> Path:
+        """``metrics.jsonl``: one JSON object per logging step and per epoch, appended."""
         return self.folder / "metrics.jsonl"
 
     @property
     def log(self) -> Path:
+        """``log.txt``: the training process's standard output and error."""
         return self.folder / "log.txt"
 
     @property
     def stop(self) -> Path:
+        """``STOP``: present while a stop has been requested; the trainer polls for it."""
         return self.folder / "STOP"
 
     @property
     def last(self) -> Path:
+        """``last.pt``: the checkpoint of the latest finished epoch (used to resume)."""
         return self.folder / "last.pt"
 
     @property
     def best(self) -> Path:
+        """``best.pt``: the checkpoint with the best validation accuracy so far."""
         return self.folder / "best.pt"
 
     @property
     def init(self) -> Path:
+        """``init.pt``: a fine-tuning run's starting weights."""
         return self.folder / "init.pt"
 
     @property
     def finetune(self) -> Path:
+        """``finetune.json``: a fine-tuning run's source, head, layer groups, frozen groups, LR factors."""
         return self.folder / "finetune.json"
 
     @property
     def predictions_val(self) -> Path:
+        """``predictions_val.npz``: held-out validation predictions, read by label review."""
         return self.folder / "predictions_val.npz"
 
     @property
     def calibration(self) -> Path:
+        """``calibration.json``: the fitted softmax temperature."""
         return self.folder / "calibration.json"
 
     @property
     def eval_dir(self) -> Path:
+        """``eval/``: stored evaluation reports (see ``eval_report``)."""
         return self.folder / "eval"
 
     def eval_report(self, dataset: str, split: str, suffix: str = ".json") -> Path:
@@ -86,10 +99,12 @@ class RunPaths:
 
     @property
     def service_dir(self) -> Path:
+        """``service/``: files of the prediction service for this run."""
         return self.folder / "service"
 
     @property
     def prediction_log(self) -> Path:
+        """``service/predictions.jsonl``: the prediction service's log, one JSON line per request."""
         return self.service_dir / "predictions.jsonl"
 
     def checkpoint(self, name: str) -> Path:

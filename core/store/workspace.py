@@ -34,6 +34,7 @@ SUBDIRS = ("images", "thumbs", "cache", "runs", "tmp")
 
 
 def default_home() -> Path:
+    """The workspace root when none is given: ``$IMAGELAB_HOME``, else ``./workspace`` (``~`` expanded)."""
     return Path(os.environ.get(ENV_VAR) or DEFAULT_HOME).expanduser()
 
 
@@ -45,18 +46,22 @@ class Workspace:
 
     @property
     def db_path(self) -> Path:
+        """``imagelab.db``, the SQLite database (datasets, images, labels, runs, jobs)."""
         return self.root / DB_NAME
 
     @property
     def images_dir(self) -> Path:
+        """``images/``: the stored original image files, one folder per import batch."""
         return self.root / "images"
 
     @property
     def thumbs_dir(self) -> Path:
+        """``thumbs/``: JPEG thumbnails keyed by content hash."""
         return self.root / "thumbs"
 
     @property
     def cache_dir(self) -> Path:
+        """``cache/``: decoded-pixel tensor caches (see ``dataset_cache_dir``)."""
         return self.root / "cache"
 
     def dataset_cache_dir(self, dataset_id: int) -> Path:
@@ -65,13 +70,16 @@ class Workspace:
 
     @property
     def runs_dir(self) -> Path:
+        """``runs/``: one folder per training run (see ``core.store.run_paths``)."""
         return self.root / "runs"
 
     @property
     def tmp_dir(self) -> Path:
+        """``tmp/``: scratch space for extraction and atomic writes."""
         return self.root / "tmp"
 
     def connect(self) -> sqlite3.Connection:
+        """A new SQLite connection to the workspace database (pragmas set); the caller closes it."""
         return connect(self.db_path)
 
     @contextlib.contextmanager
@@ -98,6 +106,7 @@ class Workspace:
         return path
 
     def relative(self, path: Path) -> str:
+        """``path`` as a POSIX path relative to the workspace root (``ValueError`` if outside it)."""
         return path.resolve().relative_to(self.root.resolve()).as_posix()
 
 
@@ -156,4 +165,5 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
+    """``atomic_write_bytes`` for text, encoded as UTF-8."""
     atomic_write_bytes(path, text.encode("utf-8"))

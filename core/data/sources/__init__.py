@@ -140,6 +140,10 @@ def import_uploads(ws: Workspace, name: str, files: list[tuple[str, bytes]], *,
 
 
 def source_kind(source: str) -> str:
+    """Which importer a source string needs: ``torchvision``, ``url``, ``sql`` or ``path``.
+
+    Raises ``ImageLabError`` for any other URL scheme (e.g. ``ftp://``).
+    """
     low = source.lower()
     if low.startswith("torchvision:"):
         return "torchvision"

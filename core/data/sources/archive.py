@@ -36,6 +36,12 @@ _CHUNK = 1 << 16
 
 @dataclass
 class ArchiveLimits:
+    """Guards applied while extracting an archive (zip-bomb and size limits).
+
+    At most ``max_members`` files, ``max_total_bytes`` extracted in all and
+    ``max_member_bytes`` per file; once ``ratio_floor_bytes`` are written, an extracted size
+    over ``max_ratio`` times the archive's size stops the extraction.
+    """
     max_members: int = 200_000
     max_total_bytes: int = 8 * 1024 ** 3
     max_member_bytes: int = MAX_FILE_BYTES
@@ -44,6 +50,7 @@ class ArchiveLimits:
 
 
 def is_archive(path: Path) -> bool:
+    """True if ``path`` is a zip or tar file (judged by content, not name); False if unreadable."""
     try:
         return zipfile.is_zipfile(path) or tarfile.is_tarfile(path)
     except OSError:
@@ -265,6 +272,7 @@ def _skip_rest(writer, display: str, remaining: int | None, reason: str) -> None
 
 
 def zlib_error():
+    """``zlib.error``, the exception a damaged compressed stream raises while extracting."""
     import zlib
     return zlib.error
 

@@ -63,6 +63,10 @@ def folder_items(root: Path, writer: DatasetWriter, *, prefix: str = "",
 
 def import_folder(writer: DatasetWriter, root: Path, *, prefix: str = "",
                   label: str | None = None) -> None:
+    """Hand every file under ``root`` to ``writer`` (see ``folder_items`` for the layouts).
+
+    Raises ``ImageLabError`` if the folder holds no files at all.
+    """
     items = folder_items(root, writer, prefix=prefix, label=label)
     if not items and not writer.skipped:
         raise ImageLabError(f"{prefix or root} holds no files to import")

@@ -61,6 +61,14 @@ def parse_manifest(text: str, display: str) -> list[dict]:
 def manifest_items(writer: DatasetWriter, text: str, display: str, *, base_dir: Path | None,
                    base_url: str | None = None, confine: bool = False,
                    url_options: dict | None = None) -> list[SourceItem]:
+    """The rows of a CSV or JSON manifest ``text`` as ``SourceItem``s, in order.
+
+    A row names a local ``path`` (relative to ``base_dir``) or a ``url`` (relative to
+    ``base_url``), and optionally a label and a split. Rows that cannot be used (unknown
+    split, missing file, a path leaving ``base_dir`` when ``confine``) go to
+    ``writer.skip``; ``url_options`` are passed to ``fetch_bytes``. ``display`` names the
+    manifest in messages. Raises ``ImageLabError`` for a manifest that cannot be parsed.
+    """
     rows = parse_manifest(text, display)
     items: list[SourceItem] = []
     base = base_dir.resolve() if base_dir else None
@@ -110,6 +118,9 @@ def manifest_items(writer: DatasetWriter, text: str, display: str, *, base_dir: 
 
 def import_manifest(writer: DatasetWriter, manifest: Path, *, confine: bool = False,
                     display: str = "") -> None:
+    """Import the images a manifest file lists (see ``manifest_items``); paths are relative
+    to the manifest's folder. Raises ``ImageLabError`` if the file cannot be read.
+    """
     manifest = Path(manifest)
     try:
         text = manifest.read_bytes()[:64 * 1024 * 1024].decode("utf-8", errors="replace")

@@ -29,10 +29,15 @@ _LABEL_KEYS = ("label", "class", "category", "target")
 
 
 def is_sql_url(source: str) -> bool:
+    """True if ``source`` starts like a SQLAlchemy database URL (``sqlite:``, ``postgresql``...)."""
     return source.lower().startswith(SQL_PREFIXES)
 
 
 def check_query(query: str | None) -> str:
+    """Return ``query`` stripped of a trailing ``;`` if it is one ``SELECT``/``WITH`` statement.
+
+    Raises ``ImageLabError`` for an empty query, several statements, or anything else.
+    """
     q = (query or "").strip().rstrip(";").strip()
     if not q:
         raise ImageLabError("a SQL source needs a query (--query \"SELECT image, label FROM ...\")")
@@ -76,6 +81,13 @@ def _engine(url: str):
 
 
 def import_sql(writer: DatasetWriter, url: str, query: str | None) -> None:
+    """Run ``query`` on the database at ``url`` and hand each row's image to ``writer``.
+
+    Columns are found by name (see the module docstring). Rows without an image, with
+    text in the image column, a missing file or an unknown split go to ``writer.skip``.
+    Raises ``ImageLabError`` for a bad query, a query that fails, or results without an
+    image or path column.
+    """
     q = check_query(query)
     engine, base_dir = _engine(url)
     from sqlalchemy import text

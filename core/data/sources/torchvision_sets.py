@@ -27,6 +27,9 @@ FRACTIONS = {"train": 0.85, "val": 0.15, "test": 0.0}
 
 @dataclass(frozen=True)
 class BuiltIn:
+    """One torchvision dataset ImageLab can import: its class name in ``torchvision.datasets``
+    and its ``kind`` (``mnist``, ``cifar`` or ``svhn``: which file layout it uses).
+    """
     name: str
     kind: str   # mnist, cifar, svhn
 
@@ -37,6 +40,10 @@ BUILT_INS = {b.name.lower(): b for b in (
 
 
 def parse_builtin(source: str) -> BuiltIn:
+    """The ``BuiltIn`` named by ``torchvision:NAME`` (or ``NAME``), case-insensitively.
+
+    Raises ``NotFoundError`` listing the available ones.
+    """
     key = source.split(":", 1)[1] if ":" in source else source
     b = BUILT_INS.get(key.strip().lower())
     if b is None:
@@ -96,6 +103,13 @@ def load_builtin(b: BuiltIn, root: Path, download: bool):
 
 def import_torchvision(writer: DatasetWriter, source: str, root: Path, *, download: bool = True,
                        limit: int | None = None, progress=None) -> None:
+    """Import a torchvision dataset's train and test parts into ``writer``.
+
+    The test part keeps the split ``test``; the train part is split by the writer.
+    ``limit`` caps the images read from each part; ``progress(done, None, message)`` is
+    called every 200 images. Raises ``ImageLabError`` if the files are missing and cannot
+    be downloaded.
+    """
     b = parse_builtin(source)
     train, test = load_builtin(b, Path(root), download)
     classes = [str(c) for c in getattr(train, "classes", [])] or [str(i) for i in range(10)]
