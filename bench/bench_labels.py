@@ -16,8 +16,7 @@ import tempfile
 import time
 
 from bench.harness import Result
-from core.labels import history as H
-from core.labels import relabel as R
+from core.labels import history, relabel
 from core.labels.selection import ImageFilter, matching_labels
 from core.store.workspace import open_workspace
 
@@ -57,10 +56,10 @@ def run() -> list[Result]:
         labels = matching_labels(ws, "big", ImageFilter())
         chosen = dict(random.Random(1).sample(sorted(labels.items()), N_EDIT))
         t0 = time.perf_counter()
-        res = R.set_label(ws, "big", chosen, "7", user="bench")
+        res = relabel.set_label(ws, "big", chosen, "7", user="bench")
         relabel_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        undo = H.undo_last_action(ws, "big", user="bench")
+        undo = history.undo_last_action(ws, "big", user="bench")
         undo_s = time.perf_counter() - t0
         assert undo.changed == res.changed, (res, undo)
         assert matching_labels(ws, "big", ImageFilter()) == labels

@@ -20,7 +20,7 @@ from tests.conftest import REPO, python_env
 WORKER = r"""
 import random, sys
 from core.store.workspace import open_workspace
-from core.labels import relabel as R, history as H
+from core.labels import history, relabel
 from core.labels.selection import ImageFilter, matching_labels
 ws = open_workspace()
 rng = random.Random(int(sys.argv[1]))
@@ -29,7 +29,7 @@ print("READY", flush=True)
 while True:
     if rng.random() < 0.2:
         try:
-            res = H.undo_last_action(ws, "digits", user="killer")
+            res = history.undo_last_action(ws, "digits", user="killer")
         except Exception as exc:
             continue
         print(f"ACK {res.action_id} {res.changed} undo", flush=True)
@@ -39,7 +39,7 @@ while True:
     target = rng.choice(classes + [None])
     chosen = {i: labels[i] for i in ids}
     n = sum(1 for i in ids if labels[i] != target)
-    res = R.set_label(ws, "digits", chosen, target, user="killer",
+    res = relabel.set_label(ws, "digits", chosen, target, user="killer",
                       description=f"bulk n={n}")
     print(f"ACK {res.action_id} {res.changed} bulk", flush=True)
 """

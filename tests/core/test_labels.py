@@ -14,11 +14,8 @@ from PIL import Image
 
 from core.data.catalog import dataset_info
 from core.errors import ImageLabError
-from core.labels import LabelConflict
-from core.labels import classes as C
-from core.labels import history as H
+from core.labels import LabelConflict, classes, history, relabel
 from core.labels import io as IO
-from core.labels import relabel as R
 from core.labels.selection import ImageFilter, count_matching, find_images, matching_labels, queue_neighbour
 from tests.conftest import REPO, python_env
 
@@ -59,20 +56,20 @@ def test_bulk_relabel_is_one_action_and_undo_restores(sample_workspace):
     sel = matching_labels(ws, "digits", ImageFilter(label="3", split="train"))
     assert len(sel) > 50 and set(sel.values()) == {"3"}
     before = dataset_info(ws, "digits")
-    res = R.set_label(ws, "digits", sel, "8", user="alice")
+    res = relabel.set_label(ws, "digits", sel, "8", user="alice")
     assert res.changed == len(sel) and res.kind == "bulk_relabel"
     assert set(labels_of(ws, sel).values()) == {"8"}
     assert res.label_version == dataset_info(ws, "digits").label_version > before.label_version
-    last = H.list_actions(ws, "digits")[0]
+    last = history.list_actions(ws, "digits")[0]
     assert (last.kind, last.user, last.label_events) == ("bulk_relabel", "alice", len(sel))
-    undo = H.undo_last_action(ws, "digits", user="bob")
+    undo = history.undo_last_action(ws, "digits", user="bob")
     assert undo.changed == len(sel)
     assert set(labels_of(ws, sel).values()) == {"3"}
-    assert H.list_actions(ws, "digits")[1].undone_by == undo.action_id
+    assert history.list_actions(ws, "digits")[1].undone_by == undo.action_id
     after = dataset_info(ws, "digits")
     assert after.per_class == before.per_class
     with pytest.raises(ImageLabError, match="nothing to undo"):
-        H.undo_last_action(ws, "digits")
+        history.undo_last_action(ws, "digits")
 
 
 def test_stale_expected_label_is_a_conflict_and_writes_nothing(sample_workspace):
@@ -80,110 +77,110 @@ def test_stale_expected_label_is_a_conflict_and_writes_nothing(sample_workspace)
     imgs = find_images(ws, "digits", ImageFilter(label="1"), limit=3)
     seen = {i.id: i.label for i in imgs}
     # "Tab A" saves first.
-    R.relabel_image(ws, "digits", imgs[1].id, "7", expected="1")
-    n_actions = len(H.list_actions(ws, "digits"))
+    relabel.relabel_image(ws, "digits", imgs[1].id, "7", expected="1")
+    n_actions = len(history.list_actions(ws, "digits"))
     # "Tab B" still believes image 1 is a "1".
     with pytest.raises(LabelConflict) as err:
-        R.set_label(ws, "digits", seen, "2")
+        relabel.set_label(ws, "digits", seen, "2")
     assert err.value.conflicts == [(imgs[1].id, "1", "7")]
     assert "'7'" in str(err.value) and str(imgs[1].id) in str(err.value)
     assert labels_of(ws, seen) == {imgs[0].id: "1", imgs[1].id: "7", imgs[2].id: "1"}
-    assert len(H.list_actions(ws, "digits")) == n_actions
+    assert len(history.list_actions(ws, "digits")) == n_actions
 
 
 def test_class_add_rename_describe_merge_delete_and_undo(sample_workspace):
     ws = sample_workspace
-    C.add_class(ws, "shapes", "blob", "a shape with no name")
-    assert [c.name for c in C.list_classes(ws, "shapes")][-1] == "blob"
+    classes.add_class(ws, "shapes", "blob", "a shape with no name")
+    assert [c.name for c in classes.list_classes(ws, "shapes")][-1] == "blob"
     with pytest.raises(ImageLabError, match="already exists"):
-        C.add_class(ws, "shapes", "blob")
-    C.rename_class(ws, "shapes", "blob", "<script>alert(1)</script>")
-    C.set_description(ws, "shapes", "circle", "round, no corners")
-    assert C.class_descriptions(ws, "shapes")["circle"] == "round, no corners"
-    counts = {c.name: c.images for c in C.list_classes(ws, "shapes")}
-    res = C.merge_classes(ws, "shapes", "hexagon", "circle")
+        classes.add_class(ws, "shapes", "blob")
+    classes.rename_class(ws, "shapes", "blob", "<script>alert(1)</script>")
+    classes.set_description(ws, "shapes", "circle", "round, no corners")
+    assert classes.class_descriptions(ws, "shapes")["circle"] == "round, no corners"
+    counts = {c.name: c.images for c in classes.list_classes(ws, "shapes")}
+    res = classes.merge_classes(ws, "shapes", "hexagon", "circle")
     assert res.changed == counts["hexagon"]
-    after = {c.name: c.images for c in C.list_classes(ws, "shapes")}
+    after = {c.name: c.images for c in classes.list_classes(ws, "shapes")}
     assert "hexagon" not in after and after["circle"] == counts["circle"] + counts["hexagon"]
-    H.undo_last_action(ws, "shapes")
-    assert {c.name: c.images for c in C.list_classes(ws, "shapes")} == counts
-    res = C.delete_class(ws, "shapes", "square")
+    history.undo_last_action(ws, "shapes")
+    assert {c.name: c.images for c in classes.list_classes(ws, "shapes")} == counts
+    res = classes.delete_class(ws, "shapes", "square")
     assert res.changed == counts["square"]
     assert count_matching(ws, "shapes", ImageFilter(label="")) == counts["square"]
-    C.delete_class(ws, "shapes", "triangle", reassign_to="circle")
-    H.undo_last_action(ws, "shapes")   # triangle back
-    H.undo_last_action(ws, "shapes")   # square back, with its images
-    assert {c.name: c.images for c in C.list_classes(ws, "shapes")} == counts
-    H.undo_last_action(ws, "shapes")   # the description
-    H.undo_last_action(ws, "shapes")   # the rename
-    assert "blob" in C.class_descriptions(ws, "shapes")
-    H.undo_last_action(ws, "shapes")   # the add
-    assert "blob" not in C.class_descriptions(ws, "shapes")
+    classes.delete_class(ws, "shapes", "triangle", reassign_to="circle")
+    history.undo_last_action(ws, "shapes")   # triangle back
+    history.undo_last_action(ws, "shapes")   # square back, with its images
+    assert {c.name: c.images for c in classes.list_classes(ws, "shapes")} == counts
+    history.undo_last_action(ws, "shapes")   # the description
+    history.undo_last_action(ws, "shapes")   # the rename
+    assert "blob" in classes.class_descriptions(ws, "shapes")
+    history.undo_last_action(ws, "shapes")   # the add
+    assert "blob" not in classes.class_descriptions(ws, "shapes")
 
 
 def test_split_moves_and_exclusion_are_undoable(sample_workspace):
     ws = sample_workspace
     ids = list(matching_labels(ws, "shapes", ImageFilter(split="train")))[:20]
-    R.move_to_split(ws, "shapes", ids, "test")
+    relabel.move_to_split(ws, "shapes", ids, "test")
     assert count_matching(ws, "shapes", ImageFilter(split="test")) >= 20
-    R.set_excluded(ws, "shapes", ids[:5])
+    relabel.set_excluded(ws, "shapes", ids[:5])
     assert count_matching(ws, "shapes", ImageFilter(excluded=True)) == 5
-    H.undo_last_action(ws, "shapes")
+    history.undo_last_action(ws, "shapes")
     assert count_matching(ws, "shapes", ImageFilter(excluded=True)) == 0
-    H.undo_last_action(ws, "shapes")
+    history.undo_last_action(ws, "shapes")
     with ws.db() as conn:
         splits = {r[0] for r in conn.execute(
             f"SELECT split FROM images WHERE id IN ({','.join(map(str, ids))})")}
     assert splits == {"train"}
     with pytest.raises(ImageLabError, match="unknown split"):
-        R.move_to_split(ws, "shapes", ids, "holdout")
+        relabel.move_to_split(ws, "shapes", ids, "holdout")
 
 
 def test_history_of_image_class_and_dataset(sample_workspace):
     ws = sample_workspace
     img = find_images(ws, "digits", ImageFilter(label="5"), limit=1)[0]
-    R.relabel_image(ws, "digits", img.id, "6", expected="5", user="carol")
-    R.relabel_image(ws, "digits", img.id, None, expected="6", user="dave")
-    ev = H.label_history(ws, "digits", image_id=img.id)
+    relabel.relabel_image(ws, "digits", img.id, "6", expected="5", user="carol")
+    relabel.relabel_image(ws, "digits", img.id, None, expected="6", user="dave")
+    ev = history.label_history(ws, "digits", image_id=img.id)
     assert [(e.old_label, e.new_label, e.user) for e in ev] == [
         ("6", None, "dave"), ("5", "6", "carol"), (None, "5", "")]
     assert ev[0].version > ev[1].version and ev[2].kind == "import"
-    by_class = H.label_history(ws, "digits", class_name="6", limit=5)
+    by_class = history.label_history(ws, "digits", class_name="6", limit=5)
     assert by_class[0].image_id == img.id
-    assert [a.kind for a in H.list_actions(ws, "digits")][:3] == ["relabel", "relabel", "import"]
+    assert [a.kind for a in history.list_actions(ws, "digits")][:3] == ["relabel", "relabel", "import"]
 
 
 def test_labels_at_version_and_revert(sample_workspace):
     ws = sample_workspace
     v0 = dataset_info(ws, "digits").label_version
-    at_v0 = H.labels_at_version(ws, "digits", v0)
+    at_v0 = history.labels_at_version(ws, "digits", v0)
     sel = matching_labels(ws, "digits", ImageFilter(label="2"))
-    R.set_label(ws, "digits", sel, "9")
+    relabel.set_label(ws, "digits", sel, "9")
     v1 = dataset_info(ws, "digits").label_version
-    C.merge_classes(ws, "digits", "4", "0")
-    assert H.labels_at_version(ws, "digits", v1) == {**at_v0, **{i: "9" for i in sel}}
-    res = H.revert_to_version(ws, "digits", v0)
+    classes.merge_classes(ws, "digits", "4", "0")
+    assert history.labels_at_version(ws, "digits", v1) == {**at_v0, **{i: "9" for i in sel}}
+    res = history.revert_to_version(ws, "digits", v0)
     assert res.changed == len(sel) + sum(1 for v in at_v0.values() if v == "4")
-    now = {i: lab for i, lab in H.labels_at_version(
+    now = {i: lab for i, lab in history.labels_at_version(
         ws, "digits", dataset_info(ws, "digits").label_version).items()}
     assert now == at_v0
     assert "4" in dataset_info(ws, "digits").classes   # the merged class came back
     with pytest.raises(ImageLabError, match="does not exist"):
-        H.revert_to_version(ws, "digits", 10**9)
+        history.revert_to_version(ws, "digits", 10**9)
     # a revert is itself one undoable action
-    H.undo_last_action(ws, "digits")
+    history.undo_last_action(ws, "digits")
     assert set(labels_of(ws, list(sel)[:10]).values()) == {"9"}
 
 
 def test_queue_next_and_previous(sample_workspace):
     ws = sample_workspace
     sel = dict(list(matching_labels(ws, "shapes", ImageFilter()).items())[:6])
-    R.set_label(ws, "shapes", sel, None)
+    relabel.set_label(ws, "shapes", sel, None)
     ids = sorted(sel)
     first = queue_neighbour(ws, "shapes", 0, forward=True)
     assert first == ids[0]
     assert queue_neighbour(ws, "shapes", ids[0], forward=True) == ids[1]
-    R.relabel_image(ws, "shapes", ids[1], "circle", expected=None)
+    relabel.relabel_image(ws, "shapes", ids[1], "circle", expected=None)
     assert queue_neighbour(ws, "shapes", ids[0], forward=True) == ids[2]
     assert queue_neighbour(ws, "shapes", ids[2], forward=False) == ids[0]
     assert queue_neighbour(ws, "shapes", ids[2], forward=False, also={ids[1]}) == ids[1]
@@ -211,10 +208,10 @@ def test_csv_round_trip_changes_exactly_the_edited_rows(sample_workspace, tmp_pa
     diff = {p for p in after if after[p] != before[p]}
     assert diff == {rows[k]["path"] for k in (2, 10, 33, 40)}
     assert after[rows[10]["path"]]["label"] == ""
-    assert H.list_actions(ws, "shapes")[0].kind == "import_labels"
+    assert history.list_actions(ws, "shapes")[0].kind == "import_labels"
     again = IO.import_labels(ws, "shapes", out)
     assert again.action_id is None and again.changed_labels == 0
-    H.undo_last_action(ws, "shapes")
+    history.undo_last_action(ws, "shapes")
     assert {r["path"]: r for r in IO.label_rows(ws, "shapes")} == before
     assert "blob" not in dataset_info(ws, "shapes").classes
 
@@ -240,10 +237,10 @@ def test_json_export_import_and_bad_files(sample_workspace, tmp_path):
 
 def test_imagefolder_and_zip_export(sample_workspace, tmp_path):
     ws = sample_workspace
-    C.rename_class(ws, "shapes", "circle", "../evil/<b>")
+    classes.rename_class(ws, "shapes", "circle", "../evil/<b>")
     first = find_images(ws, "shapes", limit=2)
-    R.set_label(ws, "shapes", {first[0].id: first[0].label}, None)
-    R.set_excluded(ws, "shapes", [first[1].id])
+    relabel.set_label(ws, "shapes", {first[0].id: first[0].label}, None)
+    relabel.set_excluded(ws, "shapes", [first[1].id])
     res = IO.export_imagefolder(ws, "shapes", tmp_path / "tree")
     assert (res.images, res.skipped_unlabelled, res.skipped_excluded) == (598, 1, 1)
     files = [p for p in (tmp_path / "tree").rglob("*.png")]
@@ -301,8 +298,8 @@ def test_cli_round_trip_history_and_undo(sample_workspace, tmp_path):
 def test_database_stays_consistent(sample_workspace):
     ws = sample_workspace
     sel = matching_labels(ws, "digits", ImageFilter(label="7"))
-    R.set_label(ws, "digits", sel, "1")
-    H.undo_last_action(ws, "digits")
+    relabel.set_label(ws, "digits", sel, "1")
+    history.undo_last_action(ws, "digits")
     with sqlite3.connect(ws.db_path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
