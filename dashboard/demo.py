@@ -10,7 +10,6 @@ from core.data.catalog import list_datasets
 from core.data.gallery import image_page
 from core.data.net import fetch_bytes
 from core.errors import ImageLabError
-from core.evaluation.analysis import image_records
 from core.evaluation.gradcam import explain
 from core.inference.predictor import LoadedModel, Prediction, decode_for_prediction, predict_one
 from core.inference.registry import ModelCard
@@ -39,9 +38,8 @@ def collect_inputs(ws) -> list[tuple[str, bytes]]:
                 pick = st.selectbox("Image", rows, key="demo_ds_image", format_func=lambda r: (
                     f"#{r.id} · {r.label or 'unlabelled'} · {r.split}"))
                 if st.toggle("Predict this image", key="demo_ds_on"):
-                    rec = image_records(ws, [pick.id])[pick.id]
                     images.append((f"{ds} #{pick.id} (labelled {pick.label})",
-                                   rec["path"].read_bytes()))
+                                   pick.file.read_bytes()))
     with tabs[3]:
         url = st.text_input("Image URL (http or https)", key="demo_url")
         if url:

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 from PIL import Image
 
-from core.evaluation.analysis import image_records
+from core.data.image_rows import rows_by_id
 from core.evaluation.gradcam import explain
 from core.labels.relabel import relabel, set_excluded
 from dashboard.label_actions import edit_button, run_edit
@@ -47,18 +47,18 @@ def fix_images_panel(ws, dataset: str, rows: list[dict], labels: list[str], key:
     if not rows:
         st.caption("No images in this cell.")
         return
-    records = image_records(ws, [r["image_id"] for r in rows])
+    records = rows_by_id(ws, [r["image_id"] for r in rows])
     cols = st.columns(8)
     for k, r in enumerate(rows):
         rec = records.get(r["image_id"])
         with cols[k % 8]:
-            if rec and rec["thumb"].exists():
-                st.image(str(rec["thumb"]), width="stretch")
-            st.caption(f"#{r['image_id']} · label {rec['label'] if rec else '?'} · "
+            if rec and rec.thumb.exists():
+                st.image(str(rec.thumb), width="stretch")
+            st.caption(f"#{r['image_id']} · label {rec.label if rec else '?'} · "
                        f"p({r['predicted']})={r['p_predicted']:.2f}")
     chosen = st.multiselect("Images to fix", [r["image_id"] for r in rows], key=f"{key}-ids",
                             format_func=lambda i: f"#{i}")
-    shown = {i: records[i]["label"] for i in chosen if i in records}   # the labels drawn above
+    shown = {i: records[i].label for i in chosen if i in records}   # the labels drawn above
     c1, c2, c3 = st.columns([2, 1, 1])
     c1.selectbox("New label", labels, key=f"{key}-label", index=labels.index(rows[0]["predicted"]))
     c2.button("Relabel", key=f"{key}-relabel", disabled=not shown, on_click=_relabel,
@@ -83,20 +83,20 @@ def gradcam_gallery(ws, run_id: str, rows: list[dict], labels: list[str]) -> Non
     show = st.toggle("Show Grad-CAM (what the model looked at, for its predicted class)",
                      key="cam_on", value=True)
     lm = loaded_model(ws, run_id)
-    records = image_records(ws, [r["image_id"] for r in rows])
+    records = rows_by_id(ws, [r["image_id"] for r in rows])
     cols = st.columns(6)
     for k, r in enumerate(rows):
         rec = records.get(r["image_id"])
         if rec is None:
             continue
         with cols[k % 6]:
-            img = Image.open(rec["path"])
+            img = Image.open(rec.file)
             img.load()
             if show:
                 shown, _ = explain(lm, img, labels.index(r["predicted"]), opacity)
                 st.image(shown, width="stretch")
             else:
-                st.image(str(rec["thumb"]), width="stretch")
+                st.image(str(rec.thumb), width="stretch")
             st.caption(f"true {r['true']} · pred {r['predicted']} ({r['p_predicted']:.2f}) · "
                        f"loss {r['loss']:.2f}")
 

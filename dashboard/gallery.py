@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.data.gallery import QUALITY_FILTERS, ImageRow, image_page
+from core.data.gallery import image_page
+from core.data.image_rows import QUALITY_FILTERS, ImageRow
 from dashboard.label_actions import show_flash
 from dashboard.quality import image_detail_view
 

@@ -1,5 +1,8 @@
 """Error analysis on stored evaluations: confusion cells, top losses, confused pairs,
-and run comparison. Plain data in, plain data out, for the Evaluate page and tests."""
+and run comparison. Plain data in, plain data out, for the Evaluate page and tests.
+
+The images behind these rows (their current label, file and thumbnail) are read
+with ``core.data.image_rows.rows_by_id``, the one image-row reader."""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ import json
 
 import numpy as np
 
-from core.data.thumbnails import thumbnail_file
 from core.store.workspace import Workspace
 
 
@@ -33,6 +35,7 @@ def cell_images(preds: dict, labels: list[str], true: str, predicted: str,
 
 
 def top_losses(preds: dict, labels: list[str], n: int = 16, only_wrong: bool = False) -> list[dict]:
+    """The ``n`` highest-loss images (only misclassified ones if ``only_wrong``), highest first."""
     loss = preds["loss"]
     idx = np.argsort(-loss)
     if only_wrong:
@@ -71,23 +74,3 @@ def compare_runs(ws: Workspace, run_ids: list[str]) -> dict:
     differs = [k for k in keys if k != "run" and len({json.dumps(row.get(k), default=str)
                                                        for row in rows}) > 1]
     return {"rows": rows, "columns": keys, "differs": differs}
-
-
-def image_records(ws: Workspace, image_ids: list[int]) -> dict[int, dict]:
-    """Current file, thumbnail, label and split of each image (labels may have changed)."""
-    if not image_ids:
-        return {}
-    out: dict[int, dict] = {}
-    with ws.db() as conn:
-        for start in range(0, len(image_ids), 500):
-            chunk = [int(i) for i in image_ids[start:start + 500]]
-            marks = ",".join("?" * len(chunk))
-            for r in conn.execute(
-                    f"SELECT i.id, i.path, i.sha256, i.split, i.excluded, i.original_name, "
-                    f"c.name AS label FROM images i LEFT JOIN classes c ON c.id = i.class_id "
-                    f"WHERE i.id IN ({marks})", chunk):
-                out[r["id"]] = {"path": ws.resolve(r["path"]), "label": r["label"],
-                                "thumb": thumbnail_file(ws.root, ws.thumbs_dir, r["sha256"], r["path"]),
-                                "split": r["split"], "excluded": bool(r["excluded"]),
-                                "original_name": r["original_name"]}
-    return out

@@ -1,92 +1,39 @@
 """Finding images to label: filters, pages, "all matching this filter", the unlabelled queue.
 
-A selection carries each image's label as read, so an edit can state what it
-expects to replace (see ``core.labels.relabel``).
+Rows and filters come from ``core.data.image_rows`` (one reader, keyset
+paging). A selection carries each image's label as read, so an edit can state
+what it expects to replace (see ``core.labels.relabel``).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-
-from core.data.thumbnails import thumbnail_file
+from core.data.image_rows import UNLABELLED, ImageFilter, ImageRow, image_rows
 from core.labels.common import class_names_by_id, dataset_id
 from core.store.workspace import Workspace
 
-UNLABELLED = ""   # the label filter value that means "no label"
-
-
-@dataclass(frozen=True)
-class ImageFilter:
-    label: str | None = None        # None: any; "": unlabelled; else a class name
-    split: str | None = None
-    excluded: bool | None = None
-    name_contains: str = ""
-
-    def where(self, conn, ds_id: int) -> tuple[str, list]:
-        where, params = ["i.dataset_id = ?"], [ds_id]
-        if self.label == UNLABELLED:
-            where.append("i.class_id IS NULL")
-        elif self.label is not None:
-            where.append("i.class_id = (SELECT id FROM classes WHERE dataset_id = ? AND name = ? "
-                         "AND deleted_at IS NULL)")
-            params += [ds_id, self.label]
-        if self.split:
-            where.append("i.split = ?")
-            params.append(self.split)
-        if self.excluded is not None:
-            where.append("i.excluded = ?")
-            params.append(1 if self.excluded else 0)
-        if self.name_contains:
-            where.append("instr(lower(i.original_name), lower(?)) > 0")
-            params.append(self.name_contains)
-        return " AND ".join(where), params
-
-
-@dataclass
-class LabelImage:
-    id: int
-    name: str
-    path: str           # workspace-relative
-    label: str | None
-    split: str
-    excluded: bool
-    sha256: str
-    width: int
-    height: int
-    thumb: Path = field(default=Path())
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["thumb"] = str(self.thumb)
-        return d
-
-
-_COLS = "i.id, i.original_name, i.path, i.class_id, i.split, i.excluded, i.sha256, i.width, i.height"
-
-
-def _rows(ws, conn, ds_id, rows) -> list[LabelImage]:
-    names = class_names_by_id(conn, ds_id)
-    return [LabelImage(r[0], r[1], r[2], names.get(r[3]), r[4], bool(r[5]), r[6], r[7], r[8],
-                       thumbnail_file(ws.root, ws.thumbs_dir, r[6], r[2])) for r in rows]
+__all__ = ["UNLABELLED", "ImageFilter", "ImageRow", "count_matching", "count_unlabelled",
+           "find_images", "get_image", "matching_labels", "queue_neighbour"]
 
 
 def count_matching(ws: Workspace, dataset: str, flt: ImageFilter) -> int:
+    """How many images of ``dataset`` match ``flt``."""
     with ws.db() as conn:
         ds_id = dataset_id(conn, dataset)
-        where, params = flt.where(conn, ds_id)
+        where, params, _ = flt.where(conn, ds_id)
+        if where is None:
+            return 0
         return int(conn.execute(f"SELECT COUNT(*) FROM images i WHERE {where}", params).fetchone()[0])
 
 
-def find_images(ws: Workspace, dataset: str, flt: ImageFilter = ImageFilter(), *,
-                offset: int = 0, limit: int = 50) -> list[LabelImage]:
-    """One page of matching images, in id order."""
-    with ws.db() as conn:
-        ds_id = dataset_id(conn, dataset)
-        where, params = flt.where(conn, ds_id)
-        rows = conn.execute(f"SELECT {_COLS} FROM images i WHERE {where} ORDER BY i.id "
-                            "LIMIT ? OFFSET ?", (*params, limit, offset)).fetchall()
-        return _rows(ws, conn, ds_id, rows)
+def find_images(ws: Workspace, dataset: str, flt: ImageFilter | None = None, *,
+                after_id: int = 0, limit: int = 50) -> list[ImageRow]:
+    """One page of matching images with id > ``after_id``, in id order.
+
+    The next page starts after the last row's id (keyset paging, see
+    ``core.data.image_rows``). Each row carries its label as read. ``flt``
+    None matches every image.
+    """
+    return image_rows(ws, dataset, flt or ImageFilter(), after_id=after_id, limit=limit)
 
 
 def matching_labels(ws: Workspace, dataset: str, flt: ImageFilter) -> dict[int, str | None]:
@@ -94,18 +41,17 @@ def matching_labels(ws: Workspace, dataset: str, flt: ImageFilter) -> dict[int, 
     with ws.db() as conn:
         ds_id = dataset_id(conn, dataset)
         names = class_names_by_id(conn, ds_id)
-        where, params = flt.where(conn, ds_id)
+        where, params, _ = flt.where(conn, ds_id)
+        if where is None:
+            return {}
         return {int(r[0]): names.get(r[1]) for r in conn.execute(
             f"SELECT i.id, i.class_id FROM images i WHERE {where} ORDER BY i.id", params)}
 
 
-def get_image(ws: Workspace, dataset: str, image_id: int) -> LabelImage | None:
-    with ws.db() as conn:
-        ds_id = dataset_id(conn, dataset)
-        rows = conn.execute(f"SELECT {_COLS} FROM images i WHERE i.dataset_id = ? AND i.id = ?",
-                            (ds_id, int(image_id))).fetchall()
-        out = _rows(ws, conn, ds_id, rows)
-    return out[0] if out else None
+def get_image(ws: Workspace, dataset: str, image_id: int) -> ImageRow | None:
+    """One image of ``dataset`` as it is now, or None if it is not there."""
+    rows = image_rows(ws, dataset, ids=[image_id], limit=1)
+    return rows[0] if rows else None
 
 
 def queue_neighbour(ws: Workspace, dataset: str, current: int, *, forward: bool,
@@ -126,4 +72,5 @@ def queue_neighbour(ws: Workspace, dataset: str, current: int, *, forward: bool,
 
 
 def count_unlabelled(ws: Workspace, dataset: str) -> int:
+    """How many images of ``dataset`` have no label."""
     return count_matching(ws, dataset, ImageFilter(label=UNLABELLED))

@@ -29,9 +29,9 @@ def image_detail(ws, dataset: str, page_ids: list[int], names: list[str],
         return
     left, right = st.columns([1, 2])
     with left:
-        st.image(str(ws.resolve(img.path)), width=256)
+        st.image(str(img.file), width=256)
     with right:
-        st.text(f"{img.name}\nlabel: {show_label(img.label)}\nsplit: {img.split}"
+        st.text(f"{img.original_name}\nlabel: {show_label(img.label)}\nsplit: {img.split}"
                 f"{'  (excluded from training)' if img.excluded else ''}\n"
                 f"{img.width}×{img.height}")
         if img.label and desc.get(img.label):

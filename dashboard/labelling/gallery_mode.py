@@ -1,6 +1,7 @@
-"""The Label page's Gallery mode: filter and page the images, tick some (or all
-matching), and bulk-edit them: set their label, move them to a split, exclude
-or include them. The image detail below the grid is ``detail.image_detail``.
+"""The Label page's Gallery mode: filter and page the images (keyset pages, with
+"Previous" / "Next"), tick some (or all matching), and bulk-edit them: set
+their label, move them to a split, exclude or include them. The image detail
+below the grid is ``detail.image_detail``.
 
 The bulk buttons carry the selection as drawn (image id → the label shown), so
 a bulk relabel of images another tab changed meanwhile is refused as a whole.
@@ -34,11 +35,15 @@ def gallery(ws: Workspace, dataset: str) -> None:
     flt = ImageFilter(label=None if label == ALL else UNLABELLED if label == NO_LABEL else label,
                       split=None if split == ALL else split, name_contains=text.strip())
     total = count_matching(ws, dataset, flt)
+    rows, has_next, stack = _page(ws, dataset, flt)
+    c1, c2, c3 = st.columns([1, 1, 4])
+    c1.button("◀ Previous", key="gal_prev", disabled=len(stack) == 1,
+              on_click=lambda: stack.pop() if len(stack) > 1 else None)
+    last_id = rows[-1].id if rows else 0
+    c2.button("Next ▶", key="gal_next", disabled=not has_next,
+              on_click=lambda: stack.append(last_id))
     pages = max(1, -(-total // PAGE_SIZE))
-    c1, c2 = st.columns([1, 3])
-    page = c1.number_input("Page", 1, pages, 1, key="gal_page")
-    c2.caption(f"{total:,} images match · page {page} of {pages}")
-    rows = find_images(ws, dataset, flt, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE)
+    c3.caption(f"{total:,} images match · page {len(stack)} of {pages}")
     select_all = st.checkbox(f"Select all {total:,} images matching this filter", key="gal_all")
     cols = st.columns(8)
     picked: dict[int, str | None] = {}
@@ -53,6 +58,24 @@ def gallery(ws: Workspace, dataset: str) -> None:
     st.session_state["gal_page_ids"] = [r.id for r in rows]
     _bulk_actions(ws, dataset, selection, names, desc)
     image_detail(ws, dataset, [r.id for r in rows], names, desc)
+
+
+def _page(ws, dataset: str, flt: ImageFilter) -> tuple[list, bool, list[int]]:
+    """This page's rows, whether a next page exists, and the stack of page starts.
+
+    Pages are keyset pages (``after_id``): the stack holds the id each visited
+    page starts after, so "Previous" pops it and "Next" pushes the last id shown.
+    A change of dataset or filter starts again at the first page.
+    """
+    if st.session_state.get("gal_filters") != (dataset, flt):
+        st.session_state["gal_filters"] = (dataset, flt)
+        st.session_state["gal_stack"] = [0]
+    stack = st.session_state["gal_stack"]
+    rows = find_images(ws, dataset, flt, after_id=stack[-1], limit=PAGE_SIZE + 1)
+    if not rows and len(stack) > 1:   # the page emptied (its images left the filter): step back
+        stack.pop()
+        rows = find_images(ws, dataset, flt, after_id=stack[-1], limit=PAGE_SIZE + 1)
+    return rows[:PAGE_SIZE], len(rows) > PAGE_SIZE, stack
 
 
 def _bulk_actions(ws, dataset, selection: dict[int, str | None], names, desc) -> None:

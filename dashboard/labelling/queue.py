@@ -52,8 +52,8 @@ def unlabelled_queue(ws: Workspace, dataset: str) -> None:
         return
     left, right = st.columns([1, 2])
     with left:
-        st.image(str(ws.resolve(img.path)), width=280)
-        st.text(f"#{img.id} {img.name}\nnow: {show_label(img.label)}")
+        st.image(str(img.file), width=280)
+        st.text(f"#{img.id} {img.original_name}\nnow: {show_label(img.label)}")
     with right:
         st.toggle("Auto-advance to the next image", value=True, key="queue_auto")
         keys = shortcut_keys(names)

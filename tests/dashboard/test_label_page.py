@@ -55,6 +55,32 @@ def label_of(ws, image_id):
     return row[0]
 
 
+def test_gallery_pages_forward_and_back_by_keyset(ws):
+    """Next / Previous walk keyset pages; an edit before the page does not shift it."""
+    three = ImageFilter(label="3")
+    at = label_page()
+    at.selectbox(key="gal_class").select("3").run()
+    page1 = at.session_state["gal_page_ids"]
+    assert page1 == [r.id for r in find_images(ws, "digits", three, limit=24)]
+    assert at.button(key="gal_prev").disabled
+    at.button(key="gal_next").click().run()
+    page2 = at.session_state["gal_page_ids"]
+    assert page2 == [r.id for r in find_images(ws, "digits", three, after_id=page1[-1], limit=24)]
+    assert len(page2) == 24 and page2[0] > page1[-1]
+    assert any("page 2 of" in str(c.value) for c in at.caption)
+    # another tab takes two images of page 1 out of the filter: page 2 stays as it was
+    relabel.set_label(ws, "digits", {page1[0]: "3", page1[1]: "3"}, "8")
+    at.run()
+    assert at.session_state["gal_page_ids"] == page2
+    at.button(key="gal_prev").click().run()
+    assert at.session_state["gal_page_ids"] == page1[2:] + page2[:2]
+    at.button(key="gal_next").click().run()
+    at.selectbox(key="gal_split").select("val").run()      # a new filter starts at page 1
+    assert at.session_state["gal_page_ids"] == [
+        r.id for r in find_images(ws, "digits", ImageFilter(label="3", split="val"), limit=24)]
+    assert not at.exception
+
+
 def test_gallery_pick_and_bulk_relabel_then_undo_in_history(ws):
     at = label_page()
     at.selectbox(key="gal_class").select("3").run()
