@@ -13,6 +13,7 @@ from core.errors import ImageLabError
 from core.evaluation.gradcam import explain
 from core.inference.predictor import LoadedModel, Prediction, decode_for_prediction, predict_one
 from core.inference.registry import ModelCard
+from dashboard.label_actions import show_error
 
 
 def collect_inputs(ws) -> list[tuple[str, bytes]]:
@@ -46,7 +47,7 @@ def collect_inputs(ws) -> list[tuple[str, bytes]]:
             try:
                 images.append((url, fetch_bytes(url)))
             except ImageLabError as exc:
-                st.error(str(exc))
+                show_error(exc)
     return images
 
 

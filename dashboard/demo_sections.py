@@ -22,6 +22,7 @@ from core.inference.registry import ModelCard, accuracy_coverage_for, set_champi
 from core.inference.run_export import export_run
 from dashboard.auth import current_user
 from dashboard.demo import coverage_figure, monitoring_section
+from dashboard.label_actions import show_error
 
 MONITORING_WINDOWS = {300: "5 min", 3600: "1 hour", 86400: "1 day", 7 * 86400: "1 week"}
 
@@ -91,7 +92,7 @@ def feedback_popover(ws, *, key: str, data: bytes, classes: list[str], dataset: 
                               predicted=predicted, run_id=run_id)
                 st.success(f"Added to {target!r} as {right!r}; it is in the next training run.")
             except ImageLabError as exc:
-                st.error(str(exc))
+                show_error(exc)
 
 
 def batch_prediction(lm: LoadedModel, threshold: float) -> None:
@@ -106,7 +107,7 @@ def batch_prediction(lm: LoadedModel, threshold: float) -> None:
     try:
         rows = predict_uploads(lm, [(f.name, f.getvalue()) for f in batch], threshold=threshold)
     except ImageLabError as exc:
-        st.error(str(exc))
+        show_error(exc)
         return
     st.dataframe(pd.DataFrame(rows)[["path", "prediction", "confidence", "error"]],
                  hide_index=True)
@@ -127,7 +128,7 @@ def export_section(ws, run_id: str) -> None:
         with st.spinner("Exporting and checking against PyTorch on real images…"):
             result = export_run(ws, run_id, fmt, out)
     except ImageLabError as exc:
-        e2.error(str(exc))
+        show_error(exc, e2)
         return
     e2.success(f"Checked on {result.num_images_checked} images: max |Δ logit| = "
                f"{result.max_abs_diff:.2e} (tolerance {result.tolerance:g}).")

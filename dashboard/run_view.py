@@ -14,6 +14,7 @@ from core.errors import ImageLabError
 from core.training import jobs
 from core.training.runs import get_run, list_runs, read_log, read_metrics, read_status
 from dashboard.figures import training_curves_figure
+from dashboard.label_actions import show_error
 from dashboard.run_columns import run_columns
 
 ACTIVE = ("queued", "running")
@@ -89,7 +90,7 @@ def live_run(ws, run_id: str) -> None:
         try:
             jobs.resume_run(ws, run.id)
         except ImageLabError as exc:
-            st.error(str(exc))
+            show_error(exc)
     if steps or epochs:
         st.plotly_chart(training_curves_figure(epochs, steps), key=f"curves_{run.id}")
     else:

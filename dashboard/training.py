@@ -23,6 +23,7 @@ from core.training.config import BALANCE, CROPS, OPTIMIZERS, PRECISIONS, SCHEDUL
 from core.training.data import BatchAugment, load_training_data
 from core.training.estimate import estimate_epoch_seconds
 from core.training.runs import prepare_config
+from dashboard.label_actions import show_error
 
 LRS = [float(f"{m}e{e}") for e in range(-5, 0) for m in (1, 2, 5)] + [1.0]
 WEIGHT_DECAYS = [0.0, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1]
@@ -41,7 +42,7 @@ def options_form(ws, dataset: str) -> TrainConfig | None:
     try:
         auto = prepare_config(ws, TrainConfig(dataset=dataset, label_version=version))
     except ImageLabError as exc:
-        st.error(str(exc))
+        show_error(exc)
         return None
     st.caption(f"{info.num_labelled:,} labelled images now, {len(info.classes)} classes")
     archs = list(ARCH_DESCRIPTIONS)
@@ -140,7 +141,7 @@ def epoch_estimate(ws, cfg: TrainConfig) -> None:
         try:
             est = estimate_epoch_seconds(ws, prepare_config(ws, cfg))
         except ImageLabError as exc:
-            st.error(str(exc))
+            show_error(exc)
             return
     total = est["seconds_per_epoch"] * cfg.epochs
     st.info(f"About **{est['seconds_per_epoch']:.1f} s per epoch** "

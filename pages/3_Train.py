@@ -9,6 +9,7 @@ import streamlit as st
 from core.data.catalog import list_datasets
 from core.errors import ImageLabError
 from core.training import jobs
+from dashboard.label_actions import show_error
 from dashboard.page import page_setup
 from dashboard.run_view import live_run, run_picker, runs_table
 from dashboard.training import augmentation_preview, epoch_estimate, options_form
@@ -37,7 +38,7 @@ with left:
                 st.session_state["train_watch"] = run.id
                 st.toast(f"Run {run.id} {run.status}.")
             except ImageLabError as exc:
-                st.error(str(exc))
+                show_error(exc)
 
 with right:
     if cfg is not None:

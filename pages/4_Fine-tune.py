@@ -18,6 +18,7 @@ from dashboard.finetune import (
     preview,
     source_picker,
 )
+from dashboard.label_actions import show_error
 from dashboard.page import page_setup
 from dashboard.run_view import live_run
 
@@ -41,7 +42,7 @@ with left:
     try:
         info = preview(ws, dataset, source, arch)
     except ImageLabError as exc:
-        st.error(str(exc))
+        show_error(exc)
         st.stop()
     head_report(info)
     st.subheader("2 · What trains")
@@ -65,7 +66,7 @@ with right:
                 st.session_state["ft_lr_result"] = lr_find(ws, prepare_finetune(ws, cfg, ft).cfg,
                                                            steps=60)
             except ImageLabError as exc:
-                st.error(str(exc))
+                show_error(exc)
     res = st.session_state.get("ft_lr_result")
     if res:
         st.plotly_chart(lr_finder_figure(res), key="ft_lr_plot")
@@ -79,7 +80,7 @@ with right:
             try:
                 st.session_state["ft_probe_rows"] = quick_probe(ws, cfg, source)
             except ImageLabError as exc:
-                st.error(str(exc))
+                show_error(exc)
     if st.session_state.get("ft_probe_rows"):
         st.dataframe(st.session_state["ft_probe_rows"], hide_index=True, key="ft_probe_table",
                      column_config={"val_accuracy": st.column_config.NumberColumn(
@@ -91,13 +92,13 @@ if b1.button("Start fine-tuning", type="primary", key="ft_start"):
     try:
         st.session_state["ft_watch"] = start_finetune(ws, cfg, ft).id
     except ImageLabError as exc:
-        st.error(str(exc))
+        show_error(exc)
 if b2.button("Compare with training from scratch", key="ft_compare"):
     try:
         start_comparison(ws, cfg, ft)
         st.session_state["ft_watch"] = None
     except ImageLabError as exc:
-        st.error(str(exc))
+        show_error(exc)
 pair = latest_comparison(ws)
 if st.session_state.get("ft_watch"):
     live_run(ws, st.session_state["ft_watch"])

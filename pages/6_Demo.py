@@ -13,6 +13,7 @@ from dashboard.demo_sections import (
     model_card_panel,
     monitoring,
 )
+from dashboard.label_actions import show_error
 from dashboard.models import loaded_model
 from dashboard.page import page_setup
 
@@ -49,7 +50,7 @@ try:
     models = [(r, loaded_model(ws, r)) for r in ([run_a, run_b] if compare else [run_a])]
     cards = [model_card(ws, r, lm) for r, lm in models]
 except ImageLabError as exc:
-    st.error(str(exc))
+    show_error(exc)
     st.stop()
 
 if not presenter:
