@@ -14,6 +14,7 @@ from core.data.sources import ImportOptions, default_name, import_source, import
 from core.data.sources.torchvision_sets import BUILT_INS
 from core.errors import ImageLabError
 from dashboard.label_actions import show_error
+from dashboard.server_paths import hidden_note, network, path_inputs_allowed, roots_note
 
 IMAGE_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp", "ppm", "pgm"]
 ARCHIVE_TYPES = ["zip", "tar", "gz", "tgz"]
@@ -65,11 +66,16 @@ def import_panel(ws, datasets: list[str]) -> None:
         st.caption("A folder (class sub-folders, optionally under train/ val/ test/, or a flat "
                    "folder), an archive (zip, tar, tar.gz, tgz) or a CSV/JSON manifest of "
                    "`path|url,label[,split]` on this machine.")
-        path = st.text_input("Path", key="src_path")
-        name, append = target_picker(datasets, "src_path_t")
-        if st.button("Import", key="src_path_go", type="primary", disabled=not path):
-            run_import(lambda p: import_source(ws, path, name or default_name(path),
-                                               ImportOptions(append=append), progress=p))
+        if path_inputs_allowed():
+            roots_note()
+            path = st.text_input("Path", key="src_path")
+            name, append = target_picker(datasets, "src_path_t")
+            if st.button("Import", key="src_path_go", type="primary", disabled=not path):
+                run_import(lambda p: import_source(
+                    ws, path, name or default_name(path),
+                    ImportOptions(append=append, network=network()), progress=p))
+        else:
+            hidden_note()
     with tabs[1]:
         kind = st.radio("Upload", ["an archive", "images", "a whole directory"], horizontal=True,
                         key="up_kind")
@@ -102,29 +108,26 @@ def import_panel(ws, datasets: list[str]) -> None:
                 ImportOptions(append=append, sha256=sha or None, max_bytes=int(max_mb * 1024 ** 2),
                               timeout=float(timeout)), progress=p))
     with tabs[3]:
-        sql_url = st.text_input("SQLAlchemy URL", key="src_sql", placeholder="sqlite:///path/to/file.db")
-        query = st.text_area("Query", key="src_sql_q",
-                             placeholder="SELECT image, label FROM pictures   -- or: path, label[, split]")
-        st.caption("The database is opened read-only.")
-        name, append = target_picker(datasets, "src_sql_t")
-        if st.button("Run and import", key="src_sql_go", type="primary",
-                     disabled=not (sql_url and query)):
-            run_import(lambda p: import_source(ws, sql_url, name or default_name(sql_url),
-                                               ImportOptions(append=append, query=query),
-                                               progress=p))
+        if not path_inputs_allowed():
+            hidden_note()
+        else:
+            sql_tab(ws, datasets)
     with tabs[4]:
         which = st.selectbox("torchvision dataset", [b.name for b in BUILT_INS.values()],
                              key="src_tv")
-        root = st.text_input("Folder that already holds its files (optional)", key="src_tv_root",
-                             help="Default: the workspace's torchvision/ folder. Offline, the "
-                                  "files must already be there.")
+        root = None
+        if path_inputs_allowed():
+            root = st.text_input("Folder that already holds its files (optional)",
+                                 key="src_tv_root",
+                                 help="Default: the workspace's torchvision/ folder. Offline, "
+                                      "the files must already be there.")
         limit = st.number_input("Images per split (0 = all)", 0, 1_000_000, 0, key="src_tv_limit")
         name, append = target_picker(datasets, "src_tv_t")
         if st.button("Import built-in", key="src_tv_go", type="primary"):
             run_import(lambda p: import_source(
                 ws, f"torchvision:{which}", name or which.lower(),
-                ImportOptions(append=append, root=root or None, limit=int(limit) or None),
-                progress=p))
+                ImportOptions(append=append, root=root or None, limit=int(limit) or None,
+                              network=network()), progress=p))
     with tabs[5]:
         st.caption("Teachable-Machine style: pick or create a class, then capture shots into it.")
         name, append = target_picker(datasets, "cam_t")
@@ -135,6 +138,21 @@ def import_panel(ws, datasets: list[str]) -> None:
             exists = append or name in datasets
             run_import(lambda p: import_uploads(ws, name, [("webcam.jpg", data)], label=label,
                                                 append=exists, progress=p, source="webcam"))
+
+
+def sql_tab(ws, datasets: list[str]) -> None:
+    """The SQL tab: a SQLAlchemy URL and a query (in network mode: SQLite under the roots)."""
+    roots_note()
+    sql_url = st.text_input("SQLAlchemy URL", key="src_sql", placeholder="sqlite:///path/to/file.db")
+    query = st.text_area("Query", key="src_sql_q",
+                         placeholder="SELECT image, label FROM pictures   -- or: path, label[, split]")
+    st.caption("The database is opened read-only.")
+    name, append = target_picker(datasets, "src_sql_t")
+    if st.button("Run and import", key="src_sql_go", type="primary",
+                 disabled=not (sql_url and query)):
+        run_import(lambda p: import_source(
+            ws, sql_url, name or default_name(sql_url),
+            ImportOptions(append=append, query=query, network=network()), progress=p))
 
 
 def import_report(report: dict) -> None:

@@ -23,6 +23,7 @@ from core.models.torchvision_models import TORCHVISION_ARCHS
 from core.training.config import TrainConfig
 from core.training.runs import get_run, list_runs
 from dashboard.run_view import live_run
+from dashboard.server_paths import server_path_input
 
 SOURCE_KINDS = ("A run in this workspace", "torchvision ImageNet weights", "A weights file")
 PRESETS = ("Head only (linear probe)", "Last N groups", "Everything",
@@ -56,7 +57,7 @@ def source_picker(ws) -> tuple[str | None, str | None]:
         return f"{arch}:imagenet", None
     up = st.file_uploader("Upload a .pt, .pth or .safetensors file", key="ft_upload",
                           type=["pt", "pth", "safetensors"])
-    path = st.text_input("…or a path on this machine", key="ft_path")
+    path = server_path_input("…or a path on this machine", key="ft_path")
     arch = st.selectbox("Architecture (for files that do not say)",
                         ["compact", "wide", "pytorch-cnn", "keras-mnist", *TORCHVISION_ARCHS],
                         key="ft_file_arch")
@@ -66,7 +67,7 @@ def source_picker(ws) -> tuple[str | None, str | None]:
         target = dest / Path(up.name).name
         target.write_bytes(up.getvalue())
         return str(target), arch
-    return (path.strip() or None), arch
+    return path, arch
 
 
 def preview(ws, dataset: str, source: str, arch: str | None):

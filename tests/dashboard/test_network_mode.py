@@ -19,6 +19,7 @@ def test_config_defaults_are_safe():
     assert server["enableStaticServing"] is False
     assert 100 <= server["maxUploadSize"] <= 2048
     assert cfg["browser"]["gatherUsageStats"] is False
+    assert cfg["client"]["showErrorDetails"] == "none"  # no stack trace in the browser
 
 
 def launch(*args, env_extra=None):

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 from core.data import net
 from core.data.files import read_file
@@ -32,6 +31,7 @@ from core.data.sources.archive import ARCHIVE_SUFFIXES
 from core.data.sources.sql import is_sql_url
 from core.data.sources.uploads import import_uploaded_archive, import_uploaded_files
 from core.errors import ImageLabError
+from core.store.path_policy import check_server_path
 from core.store.workspace import Workspace
 
 
@@ -51,6 +51,7 @@ class ImportOptions:
     allow_private_urls: bool | None = None  # URL: allow loopback/private addresses
     count: int | None = None         # sample:shapes
     size: int | None = None          # sample:shapes
+    network: bool = False            # network mode: server paths only under the data roots
 
 
 def default_name(source: str) -> str:
@@ -85,12 +86,16 @@ def import_source(ws: Workspace, source: str, name: str | None = None,
                              progress=progress)
     name = name or default_name(source)
     kind = source_kind(source)
+    # server paths pass the network-mode policy before anything on disk is looked at
+    path = check_server_path(source, opts.network) if kind == "path" else None
+    tv_root = ws.root / "torchvision"
+    if kind == "torchvision" and opts.root:
+        tv_root = check_server_path(opts.root, opts.network)
     fractions = torchvision_sets.FRACTIONS if kind == "torchvision" else None
     with DatasetWriter(ws, name, _describe(source), append=opts.append, seed=opts.seed,
                        fractions=fractions, progress=progress) as writer:
         if kind == "torchvision":
-            root = Path(opts.root).expanduser() if opts.root else ws.root / "torchvision"
-            torchvision_sets.import_torchvision(writer, source, root, download=opts.download,
+            torchvision_sets.import_torchvision(writer, source, tv_root, download=opts.download,
                                                 limit=opts.limit, progress=progress)
         elif kind == "url":
             url.import_url(ws, writer, source, max_bytes=opts.max_bytes or net.MAX_BYTES,
@@ -98,9 +103,8 @@ def import_source(ws: Workspace, source: str, name: str | None = None,
                            allow_private=opts.allow_private_urls, progress=progress,
                            label=opts.label)
         elif kind == "sql":
-            sql.import_sql(writer, source, opts.query)
+            sql.import_sql(writer, source, opts.query, network=opts.network)
         else:
-            path = Path(source).expanduser()
             if not path.exists():
                 raise ImageLabError(f"source {source!r} not found: give a folder, an archive "
                                     "(zip, tar, tar.gz, tgz), a CSV/JSON manifest, an http(s) "
@@ -109,7 +113,7 @@ def import_source(ws: Workspace, source: str, name: str | None = None,
             if path.is_dir():
                 folder.import_folder(writer, path, label=opts.label)
             elif path.name.lower().endswith(manifest.MANIFEST_SUFFIXES):
-                manifest.import_manifest(writer, path)
+                manifest.import_manifest(writer, path, confine=opts.network)
             elif archive.is_archive(path):
                 archive.import_archive(ws, writer, path, label=opts.label, progress=progress)
             elif path.name.lower().endswith(archive.ARCHIVE_SUFFIXES):

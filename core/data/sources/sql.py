@@ -20,6 +20,7 @@ from core.data.files import read_file
 from core.data.import_reading import SourceItem
 from core.data.ingest import DatasetWriter
 from core.errors import ImageLabError
+from core.store.path_policy import OUTSIDE_ROOTS, check_server_path
 
 SQL_PREFIXES = ("sqlite:", "sqlite+", "postgresql", "postgres:", "mysql", "mariadb", "mssql",
                 "oracle")
@@ -48,7 +49,7 @@ def check_query(query: str | None) -> str:
     return q
 
 
-def _engine(url: str):
+def _engine(url: str, network: bool = False):
     try:
         from sqlalchemy import create_engine
         from sqlalchemy.engine import make_url
@@ -63,13 +64,15 @@ def _engine(url: str):
         db = parsed.database
         if not db or db == ":memory:":
             raise ImageLabError("give a SQLite database file: sqlite:///path/to/file.db")
-        path = Path(db).expanduser().resolve()
+        path = check_server_path(db, network).resolve()  # network mode: data roots only
         if not path.is_file():
             raise ImageLabError(f"SQLite database {path} not found")
         base_dir = path.parent
         uri = f"file:{path.as_posix()}?mode=ro"
         engine = create_engine("sqlite+pysqlite://",
                                creator=lambda: sqlite3.connect(uri, uri=True, check_same_thread=False))
+    elif network:  # another database server would be reached from this machine
+        raise ImageLabError("on a network, only SQLite files under the data roots can be read")
     else:
         try:
             engine = create_engine(url, execution_options={"postgresql_readonly": True}
@@ -80,16 +83,18 @@ def _engine(url: str):
     return engine, base_dir
 
 
-def import_sql(writer: DatasetWriter, url: str, query: str | None) -> None:
+def import_sql(writer: DatasetWriter, url: str, query: str | None, *,
+               network: bool = False) -> None:
     """Run ``query`` on the database at ``url`` and hand each row's image to ``writer``.
 
     Columns are found by name (see the module docstring). Rows without an image, with
     text in the image column, a missing file or an unknown split go to ``writer.skip``.
     Raises ``ImageLabError`` for a bad query, a query that fails, or results without an
-    image or path column.
+    image or path column. ``network``: the database file and every path a row names must
+    lie under the data roots (``core.store.path_policy``).
     """
     q = check_query(query)
-    engine, base_dir = _engine(url)
+    engine, base_dir = _engine(url, network)
     from sqlalchemy import text
     items: list[SourceItem] = []
     try:
@@ -125,6 +130,11 @@ def import_sql(writer: DatasetWriter, url: str, query: str | None) -> None:
                         p = Path(str(row[path_col])).expanduser()
                         if not p.is_absolute() and base_dir is not None:
                             p = base_dir / p
+                        try:
+                            p = check_server_path(p, network)
+                        except ImageLabError:
+                            writer.skip(f"{where}: {row[path_col]}", OUTSIDE_ROOTS)
+                            continue
                         if not p.is_file():
                             writer.skip(f"{where}: {row[path_col]}", "file not found")
                             continue
