@@ -18,7 +18,10 @@ def register(sub, common) -> None:
                        description="Start a prediction API for a finished run: POST /predict "
                                    "(image body or multipart field 'file'), GET /health, GET "
                                    "/metrics (Prometheus). Every prediction is appended to "
-                                   "runs/RUN_ID/service/predictions.jsonl. Ctrl+C stops it.")
+                                   "runs/RUN_ID/service/predictions.jsonl (rotated at a "
+                                   "size limit). Only Host headers in the allow-list are "
+                                   "answered; --allow-network needs an API key. Ctrl+C "
+                                   "stops it.")
     p.add_argument("run_id")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1; others need --allow-network)")
@@ -28,7 +31,20 @@ def register(sub, common) -> None:
     p.add_argument("--max-body-bytes", type=int, default=MAX_FILE_BYTES,
                    help=f"refuse larger request bodies with 413 (default {MAX_FILE_BYTES:,})")
     p.add_argument("--allow-network", action="store_true",
-                   help="allow a non-loopback --host: the API has no authentication")
+                   help="allow a non-loopback --host; needs an API key (--api-key or "
+                        "IMAGELAB_API_KEY)")
+    p.add_argument("--api-key", default=None,
+                   help="require 'Authorization: Bearer KEY' on /predict and /metrics (/health "
+                        "stays open); at least 16 characters. Prefer $IMAGELAB_API_KEY: an "
+                        "option shows in the process list")
+    p.add_argument("--allowed-host", action="append", default=[], metavar="HOST[:PORT]",
+                   help="a Host header to accept besides 127.0.0.1, localhost and [::1] on "
+                        "--port (and the --host address); repeatable")
+    p.add_argument("--log-max-bytes", type=int, default=None,
+                   help="rotate the prediction log past this size (default "
+                        "$IMAGELAB_PREDICTION_LOG_MAX_BYTES, else 50 MiB)")
+    p.add_argument("--log-backups", type=int, default=1,
+                   help="rotated prediction log files to keep (default 1)")
     p.set_defaults(func="core.cli.commands.serve:cmd_serve")
 
 
@@ -41,6 +57,17 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def serve_allowed_hosts(host: str, port: int, extra: list[str]) -> list[str]:
+    """The Host headers the service answers to: 127.0.0.1, localhost and [::1] on ``port``,
+    the bound ``host`` on ``port`` unless it is a wildcard (0.0.0.0, ::), and ``extra``
+    (``--allowed-host`` values, as given)."""
+    names = ["127.0.0.1", "localhost", "[::1]"]
+    bound = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    if host not in ("0.0.0.0", "::", "") and bound.lower() not in names:
+        names.append(bound)
+    return [f"{n}:{port}" for n in names] + list(extra)
 
 
 def check_port_free(host: str, port: int) -> None:

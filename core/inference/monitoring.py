@@ -1,10 +1,12 @@
 """Monitoring of a prediction service, read from its prediction log (plain data, no pandas).
 
 The service appends one JSON line per ``/predict`` request to
-``runs/<run_id>/service/predictions.jsonl`` (see ``core.inference.service.append_log``).
+``runs/<run_id>/service/predictions.jsonl`` (see ``core.inference.prediction_log``).
 ``monitoring_summary`` turns a time window of it into figures for the Demo page: request
 rate, latency percentiles, the predicted-class distribution over time next to the run's
-training distribution, the share of "unknown" answers and the errors.
+training distribution, the share of "unknown" answers and the errors. The service rotates
+the log at a size limit (``predictions.jsonl.1``, ``.2``...); ``read_prediction_log`` reads
+the rotated files too, oldest first, so a window that spans a rotation stays whole.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import time
 from pathlib import Path
 
 from core.errors import NotFoundError
-from core.store.run_paths import run_paths
+from core.store.run_paths import checked_run_id, run_paths
 from core.store.workspace import Workspace
 
 
@@ -24,28 +26,43 @@ def prediction_log_path(ws: Workspace, run_id: str) -> Path:
     return run_paths(ws, run_id).prediction_log
 
 
-def read_prediction_log(ws: Workspace, run_id: str, since: float | None = None) -> list[dict]:
-    """The log's records (dicts, oldest first) with ``ts >= since``.
+def prediction_log_files(ws: Workspace, run_id: str) -> list[Path]:
+    """The run's prediction log files that exist, oldest first: the rotated ones
+    (``predictions.jsonl.N`` ... ``.1``) and then the live ``predictions.jsonl``."""
+    paths = run_paths(ws, run_id)
+    backups = []
+    for p in paths.service_dir.glob(paths.prediction_log.name + ".*"):
+        suffix = p.name.rsplit(".", 1)[1]
+        if suffix.isdigit() and p == paths.prediction_log_backup(int(suffix)):
+            backups.append((int(suffix), p))
+    files = [p for _, p in sorted(backups, reverse=True)]
+    return files + ([paths.prediction_log] if paths.prediction_log.exists() else [])
 
-    A torn or unreadable line (a server killed mid-write) is skipped, not fatal.
+
+def read_prediction_log(ws: Workspace, run_id: str, since: float | None = None) -> list[dict]:
+    """The log's records (dicts, oldest first) with ``ts >= since``, rotated files included.
+
+    A torn or unreadable line (a server killed mid-write) is skipped, not fatal. Raises
+    ``NotFoundError`` for a run that is not in the runs table (or has no folder) and
+    ``ImageLabError`` for a malformed run id.
     """
-    if not (ws.runs_dir / run_id).is_dir():
+    if not run_paths(ws, checked_run_id(run_id, ws)).folder.is_dir():
         raise NotFoundError(f"unknown run {run_id!r}; see `python -m core runs list`")
-    path = prediction_log_path(ws, run_id)
     records = []
-    try:
-        fh = open(path, encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return []
-    with fh:
-        for line in fh:
-            try:
-                rec = json.loads(line)
-                ts = float(rec["ts"])
-            except (ValueError, KeyError, TypeError):
-                continue
-            if since is None or ts >= since:
-                records.append(rec)
+    for path in prediction_log_files(ws, run_id):
+        try:
+            fh = open(path, encoding="utf-8", errors="replace")
+        except FileNotFoundError:              # rotated away while listing
+            continue
+        with fh:
+            for line in fh:
+                try:
+                    rec = json.loads(line)
+                    ts = float(rec["ts"])
+                except (ValueError, KeyError, TypeError):
+                    continue
+                if since is None or ts >= since:
+                    records.append(rec)
     return records
 
 

@@ -13,17 +13,17 @@
 - ``GET /metrics``: Prometheus text format: requests by path and status, errors, a
   latency histogram per path, predictions by answered label.
 
-Every ``/predict`` request appends one JSON line to ``runs/<run_id>/service/predictions.jsonl``
-(see ``append_log``); ``core.inference.monitoring`` reads it.
+Every ``/predict`` request appends one JSON line to ``runs/<run_id>/service/predictions.jsonl``,
+rotated at a size limit (``core.inference.prediction_log``); ``core.inference.monitoring``
+reads it. Before any route, ``core.inference.service_security`` checks the Host header
+(400), a browser's Origin (403) and, when one is configured, the API key (401).
 """
 
 from __future__ import annotations
 
-import json
-import os
 import threading
 import time
-from pathlib import Path
+from collections.abc import Iterable
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -34,7 +34,15 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from core.data.decode import MAX_FILE_BYTES
 from core.errors import ImageLabError
 from core.inference.monitoring import prediction_log_path
+from core.inference.prediction_log import DEFAULT_LOG_MAX_BYTES, PredictionLog
 from core.inference.predictor import decode_for_prediction, load_run_model, predict_one
+from core.inference.service_security import (
+    LOOPBACK_HOSTS,
+    SecurityMiddleware,
+    check_allowed_host,
+    check_api_key,
+)
+from core.store.run_paths import checked_run_id, run_paths
 from core.store.workspace import Workspace
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -139,22 +147,6 @@ class MetricsMiddleware:
             self.metrics.observe(path, status, time.perf_counter() - t0)
 
 
-def append_log(path: Path, record: dict) -> None:
-    """Append one JSON line with a single ``write`` on an ``O_APPEND`` file.
-
-    Lines are ``{ts, status, label, top_class, confidence, latency_ms, unknown, error}``
-    (``label``/``top_class``/``confidence`` are null for refused requests). Once ``write``
-    returns the line is in the kernel, so a killed server keeps it; the work per request
-    is one open, one write, one close.
-    """
-    line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line)
-    finally:
-        os.close(fd)
-
-
 async def read_body_limited(request: Request, limit: int) -> bytes:
     """The request body, refused with 413 past ``limit`` bytes, whatever the headers say."""
     declared = request.headers.get("content-length")
@@ -225,36 +217,51 @@ def parse_threshold(request: Request, default: float) -> float:
 
 
 def create_app(ws: Workspace, run_id: str, *, threshold: float = 0.0,
-               max_body_bytes: int = MAX_FILE_BYTES, top_k: int = 5) -> FastAPI:
+               max_body_bytes: int = MAX_FILE_BYTES, top_k: int = 5,
+               api_key: str | None = None, allowed_hosts: Iterable[str] | None = None,
+               log_max_bytes: int = DEFAULT_LOG_MAX_BYTES, log_backups: int = 1) -> FastAPI:
     """The FastAPI app serving run ``run_id``; the model is loaded here, once.
 
     ``POST /predict`` answers the ``top_k`` classes, ``unknown`` below ``threshold`` (0–1;
     a request's ``?threshold=`` overrides it), and refuses bodies over ``max_body_bytes``
     with 413; ``GET /health`` and ``GET /metrics`` (Prometheus) report on it. Every
-    prediction is appended to the run's prediction log. Raises ``ImageLabError`` for a
-    threshold outside [0, 1], ``max_body_bytes`` below 1, or a run whose model cannot load.
+    prediction is appended to the run's prediction log, rotated past ``log_max_bytes``
+    keeping ``log_backups`` older files. ``allowed_hosts`` (default: ``LOOPBACK_HOSTS`` on
+    any port) and ``api_key`` (None: no key) guard every request (``SecurityMiddleware``).
+
+    ``run_id`` must be a run of the runs table (``checked_run_id``): the model and the log stay
+    under ``runs/``. Raises ``ImageLabError`` for a malformed or unknown run id, a threshold
+    outside [0, 1], ``max_body_bytes`` below 1, a short API key, a bad allow-list entry, or a
+    run whose model cannot load.
     """
+    run_id = checked_run_id(run_id, ws)
     if not 0 <= threshold <= 1:
         raise ImageLabError("--threshold must be between 0 and 1")
     if max_body_bytes < 1:
         raise ImageLabError("--max-body-bytes must be at least 1")
+    if api_key is not None:
+        check_api_key(api_key)
+    hosts = frozenset(check_allowed_host(h) for h in (allowed_hosts or LOOPBACK_HOSTS))
+    prediction_log = PredictionLog(prediction_log_path(ws, run_id), log_max_bytes, log_backups)
     lm = load_run_model(ws, run_id)
-    log_path = prediction_log_path(ws, run_id)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path = prediction_log.path
+    run_paths(ws, run_id).service_dir.mkdir(exist_ok=True)
     metrics = Metrics()
     app = FastAPI(title="ImageLab prediction service", version="1",
                   docs_url=None, redoc_url=None, openapi_url=None)
     app.state.model, app.state.metrics, app.state.log_path = lm, metrics, log_path
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.state.allowed_hosts = hosts
+    app.add_middleware(SecurityMiddleware, allowed_hosts=hosts, api_key=api_key)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)   # outermost: counts refusals too
 
     def predict_and_log(data: bytes, thr: float, t0: float) -> dict:
         img = decode_for_prediction(data)            # ImageLabError for a bad image
         pred = predict_one(lm, img, top_k=top_k, threshold=thr)
         latency_ms = (time.perf_counter() - t0) * 1000
-        append_log(log_path, {"ts": time.time(), "status": 200, "label": pred.label,
-                              "top_class": pred.top[0][0], "confidence": pred.top[0][1],
-                              "latency_ms": round(latency_ms, 3), "unknown": not pred.confident,
-                              "error": None})
+        prediction_log.append({"ts": time.time(), "status": 200, "label": pred.label,
+                               "top_class": pred.top[0][0], "confidence": pred.top[0][1],
+                               "latency_ms": round(latency_ms, 3),
+                               "unknown": not pred.confident, "error": None})
         metrics.count_prediction(pred.label)
         return {"run_id": run_id, "label": pred.label, "confidence": pred.top[0][1],
                 "top": [{"class": c, "probability": p} for c, p in pred.top],
@@ -272,7 +279,7 @@ def create_app(ws: Workspace, run_id: str, *, threshold: float = 0.0,
                 raise RequestError(400, str(exc)) from None
         except RequestError as exc:
             latency_ms = (time.perf_counter() - t0) * 1000
-            await run_in_threadpool(append_log, log_path, {
+            await run_in_threadpool(prediction_log.append, {
                 "ts": time.time(), "status": exc.status, "label": None, "top_class": None,
                 "confidence": None, "latency_ms": round(latency_ms, 3), "unknown": False,
                 "error": str(exc)})

@@ -9,17 +9,47 @@ A run folder ``runs/<id>/`` holds:
 - ``last.pt``, ``best.pt``; fine-tuning runs also ``init.pt`` and ``finetune.json``;
 - ``predictions_val.npz`` (held-out predictions for label review), ``calibration.json``
   (the fitted temperature), ``eval/<dataset>-<split>.json`` and ``.npz`` (stored reports);
-- ``service/predictions.jsonl``: the prediction service's log.
+- ``service/predictions.jsonl``: the prediction service's log (``.1``, ``.2``...: its
+  rotated predecessors, newest first).
 
 Code names these files through ``RunPaths``, never as string literals.
+
+A run id names one folder directly under ``runs/``: ``checked_run_id`` refuses anything
+else (``..``, slashes, a leading dot...) with an ``ImageLabError``, and ``run_paths`` goes
+through it, so no run id resolves outside ``runs/``.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.errors import ImageLabError, NotFoundError
 from core.store.workspace import Workspace
+
+# New ids are ``YYYYmmdd-HHMMSS-xxxx`` (``core.training.runs.new_run_id``); the check accepts
+# that shape's alphabet (letters, digits, ``-``, ``_``; a letter or digit first; at most 64),
+# which can never be ``..``, hold a separator or name anything but a child of ``runs/``.
+RUN_ID_PATTERN = re.compile(r"[0-9A-Za-z][0-9A-Za-z_-]{0,63}")
+
+
+def checked_run_id(run_id: object, ws: Workspace | None = None) -> str:
+    """``run_id`` if it is a well-formed run id (and, given ``ws``, a run in its runs table).
+
+    Raises ``ImageLabError`` for a malformed id (a path such as ``../x`` included) and
+    ``NotFoundError`` for a well-formed id that ``ws`` has no run for.
+    """
+    if not isinstance(run_id, str) or not RUN_ID_PATTERN.fullmatch(run_id):
+        shown = repr(run_id) if len(repr(run_id)) <= 80 else repr(run_id)[:77] + "..."
+        raise ImageLabError(f"invalid run id {shown}: a run id looks like 20260101-120000-ab12 "
+                            "(letters, digits, '-' and '_' only); see `python -m core runs list`")
+    if ws is not None:
+        with ws.db() as conn:
+            found = conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if found is None:
+            raise NotFoundError(f"unknown run {run_id!r}; see `python -m core runs list`")
+    return run_id
 
 
 @dataclass(frozen=True)
@@ -107,14 +137,21 @@ class RunPaths:
         """``service/predictions.jsonl``: the prediction service's log, one JSON line per request."""
         return self.service_dir / "predictions.jsonl"
 
+    def prediction_log_backup(self, n: int) -> Path:
+        """``service/predictions.jsonl.<n>``: the ``n``-th rotated prediction log (1 = newest)."""
+        return self.service_dir / f"predictions.jsonl.{int(n)}"
+
     def checkpoint(self, name: str) -> Path:
         """``best`` or ``last`` (or ``init``) as its ``.pt`` file."""
         return self.folder / f"{name.removesuffix('.pt')}.pt"
 
 
 def run_paths(ws: Workspace, run_id: str) -> RunPaths:
-    """The files of run ``run_id`` in workspace ``ws``."""
-    return RunPaths(ws.runs_dir / run_id)
+    """The files of run ``run_id`` in workspace ``ws``: always a folder directly under ``runs/``.
+
+    Raises ``ImageLabError`` for a malformed run id (see ``checked_run_id``); whether the run
+    exists is the caller's question (``checked_run_id(run_id, ws)``)."""
+    return RunPaths(ws.runs_dir / checked_run_id(run_id))
 
 
 def summary_row(*, run_id: str, dataset: str | None, kind: str | None, status: str,

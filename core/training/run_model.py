@@ -28,7 +28,7 @@ from PIL import Image
 from core.data.preprocess import Preprocessing
 from core.errors import ImageLabError, NotFoundError
 from core.models import create_model
-from core.store.run_paths import RunPaths, run_paths
+from core.store.run_paths import RunPaths, checked_run_id, run_paths
 from core.store.workspace import Workspace
 from core.training.checkpoint import load_checkpoint
 
@@ -87,8 +87,12 @@ class LoadedModel:
 
 
 def checkpoint_path(ws: Workspace, run_id: str, which: str = "best") -> Path:
-    """The run's ``which``.pt file; ``best`` falls back to ``last.pt``."""
-    paths = run_paths(ws, run_id)
+    """The run's ``which``.pt file; ``best`` falls back to ``last.pt``.
+
+    ``run_id`` must be a run of ``ws``'s runs table (``checked_run_id``), so the file is always
+    under ``runs/``: a malformed id (``../x``) raises ``ImageLabError``, an unknown one
+    ``NotFoundError``."""
+    paths = run_paths(ws, checked_run_id(run_id, ws))
     if not paths.folder.is_dir():
         raise NotFoundError(f"unknown run {run_id!r}; see `python -m core runs list`")
     for path in (paths.checkpoint(which),) if which != "best" else (paths.best, paths.last):
@@ -100,7 +104,8 @@ def checkpoint_path(ws: Workspace, run_id: str, which: str = "best") -> Path:
 def load_run_model(ws: Workspace, run_id: str, which: str = "best") -> LoadedModel:
     """A finished run's model from ``best.pt`` (else ``last.pt``), ready to predict.
 
-    Raises ``NotFoundError`` for an unknown run and ``ImageLabError`` for a run with no
+    Raises ``NotFoundError`` for an unknown run (not in the runs table), ``ImageLabError`` for a
+    malformed run id (see ``checked_run_id``) and for a run with no
     checkpoint yet, a file that is not an ImageLab checkpoint, or weights that do not fit
     (or cannot run on) the architecture and image size the checkpoint declares.
     """
@@ -129,7 +134,7 @@ def load_run_model(ws: Workspace, run_id: str, which: str = "best") -> LoadedMod
                             f"×{cfg['image_size']} images it declares: {exc}") from None
     return LoadedModel(model, run_id, cfg["arch"], classes, int(cfg["image_size"]), channels,
                        mean, std, bool(cfg.get("normalize", True)), path,
-                       temperature=read_temperature(ws.runs_dir / run_id),
+                       temperature=read_temperature(path.parent),
                        num_parameters=sum(p.numel() for p in model.parameters()),
                        meta={"epoch": ckpt.get("epoch"), "label_version": ckpt.get("label_version"),
                              "best_val_accuracy": ckpt.get("best_val_accuracy")})

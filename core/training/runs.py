@@ -15,7 +15,7 @@ from pathlib import Path
 
 from core.device import cpu_has_fast_bf16, pick_device
 from core.errors import ImageLabError, NotFoundError
-from core.store.run_paths import RunPaths, summary_row
+from core.store.run_paths import RunPaths, checked_run_id, run_paths, summary_row
 from core.store.workspace import Workspace, atomic_write_text
 from core.training.config import TrainConfig, resolve_config
 from core.training.data import dataset_facts
@@ -66,8 +66,8 @@ def new_run_id() -> str:
 
 
 def run_folder(ws: Workspace, run_id: str) -> Path:
-    """The run's folder under the workspace's ``runs/``."""
-    return ws.runs_dir / run_id
+    """The run's folder under the workspace's ``runs/`` (``ImageLabError`` for a malformed id)."""
+    return run_paths(ws, run_id).folder
 
 
 def device_bf16(device_type: str) -> bool:
@@ -115,7 +115,9 @@ def create_run(ws: Workspace, cfg: TrainConfig, *, status: str = "queued", name:
 
 
 def get_run(ws: Workspace, run_id: str) -> Run:
-    """The run ``run_id``; raises ``NotFoundError`` when there is none."""
+    """The run ``run_id``; raises ``NotFoundError`` when there is none and ``ImageLabError`` for
+    a malformed id (``checked_run_id``)."""
+    checked_run_id(run_id)
     with ws.db() as conn:
         r = conn.execute("SELECT r.*, d.name AS dataset FROM runs r LEFT JOIN datasets d "
                          "ON d.id = r.dataset_id WHERE r.id = ?", (run_id,)).fetchone()

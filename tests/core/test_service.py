@@ -34,13 +34,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def service_env(root, **extra) -> dict:
+    """The CLI's environment without a developer's own API key or log limit, plus ``extra``."""
+    env = python_env(root)
+    env.pop("IMAGELAB_API_KEY", None)
+    env.pop("IMAGELAB_PREDICTION_LOG_MAX_BYTES", None)
+    return {**env, **extra}
+
+
 class Server:
-    def __init__(self, root, run_id, *args):
+    def __init__(self, root, run_id, *args, env=None):
         self.root, self.run_id, self.port = root, run_id, free_port()
         self.ws = open_workspace(root)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "core", "serve", run_id, "--port", str(self.port), *args],
-            cwd=REPO, env=python_env(root), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            cwd=REPO, env=env or service_env(root), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True)
         deadline = time.monotonic() + 60
         while True:
             assert self.proc.poll() is None, self.proc.communicate()
@@ -52,6 +61,11 @@ class Server:
                 pass
             assert time.monotonic() < deadline, "the service did not answer /health in 60 s"
             time.sleep(0.2)
+
+    @property
+    def host(self) -> str:
+        """The Host header a client of this server sends."""
+        return f"127.0.0.1:{self.port}"
 
     def request(self, method, path, body=None, headers=None, **kw):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
@@ -86,11 +100,11 @@ class Server:
         return self.proc.returncode, self.proc.stderr.read()
 
 
-def start(_trained_master, tmp_path_factory, *args) -> Server:
+def start(_trained_master, tmp_path_factory, *args, env=None) -> Server:
     master, run_id = _trained_master
     root = tmp_path_factory.mktemp("served") / "ws"
     shutil.copytree(master, root)
-    return Server(root, run_id, *args)
+    return Server(root, run_id, *args, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -164,8 +178,8 @@ def test_oversized_bodies_are_refused(server):
 
     # A huge declared length is refused from the headers, before any body byte is sent.
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
-        s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
-                  b"Content-Length: 10000000000\r\n\r\n")
+        s.sendall(b"POST /predict HTTP/1.1\r\nHost: " + server.host.encode()
+                  + b"\r\nContent-Type: image/png\r\nContent-Length: 10000000000\r\n\r\n")
         reply = read_all(s)
     assert reply.startswith(b"HTTP/1.1 413") and b"body too large" in reply
 
@@ -179,8 +193,8 @@ def test_oversized_bodies_are_refused(server):
     # A short, lying Content-Length: only the declared bytes are read, which are no image.
     png = digit_files(server.ws, 1)[0]
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
-        s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
-                  b"Content-Length: 20\r\nConnection: close\r\n\r\n" + png)
+        s.sendall(b"POST /predict HTTP/1.1\r\nHost: " + server.host.encode()
+                  + b"\r\nContent-Type: image/png\r\nContent-Length: 20\r\nConnection: close\r\n\r\n" + png)
         reply = read_all(s)
     assert reply.startswith(b"HTTP/1.1 400") and b"not a usable image" in reply
 
@@ -260,12 +274,14 @@ def test_metrics_log_and_monitoring_count_what_was_sent(_trained_master, tmp_pat
 
 
 def test_serve_refuses_network_hosts_and_unknown_runs(tmp_path):
-    out = run_cli(tmp_path / "ws", "serve", "nope", "--host", "0.0.0.0")
+    env = service_env(tmp_path / "ws")
+    out = run_cli(tmp_path / "ws", "serve", "nope", "--host", "0.0.0.0", env=env)
     assert out.returncode == 2 and "--allow-network" in out.stderr
-    out = run_cli(tmp_path / "ws", "serve", "nope", "--port", str(free_port()))
+    out = run_cli(tmp_path / "ws", "serve", "nope", "--port", str(free_port()), env=env)
     assert out.returncode == 2 and "unknown run" in out.stderr
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
-        out = run_cli(tmp_path / "ws", "serve", "nope", "--port", str(busy.getsockname()[1]))
+        out = run_cli(tmp_path / "ws", "serve", "nope", "--port", str(busy.getsockname()[1]),
+                      env=env)
     assert out.returncode == 2 and "choose another --port" in out.stderr

@@ -1,0 +1,86 @@
+"""The prediction service's log: one JSON line per ``/predict`` request, rotated at a size limit.
+
+``runs/<run_id>/service/predictions.jsonl`` (``RunPaths.prediction_log``); past ``max_bytes``
+(default 50 MiB, ``$IMAGELAB_PREDICTION_LOG_MAX_BYTES`` or ``serve --log-max-bytes``) it becomes
+``predictions.jsonl.1`` (``RunPaths.prediction_log_backup``), ``.1`` becomes ``.2``, and so on
+up to ``backups`` files. ``core.inference.monitoring`` reads them all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+from core.errors import ImageLabError
+
+LOG_MAX_BYTES_ENV = "IMAGELAB_PREDICTION_LOG_MAX_BYTES"
+DEFAULT_LOG_MAX_BYTES = 50 * 1024 * 1024    # 50 MiB
+
+
+def log_max_bytes_setting(option: int | None) -> int:
+    """The prediction log's rotation size: ``option``, else ``$IMAGELAB_PREDICTION_LOG_MAX_BYTES``,
+    else 50 MiB; raises ``ImageLabError`` unless it is a whole number of at least 1."""
+    raw = option if option is not None else os.environ.get(LOG_MAX_BYTES_ENV) or DEFAULT_LOG_MAX_BYTES
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ImageLabError(f"the prediction log size limit must be a whole number of bytes, at "
+                            f"least 1 (--log-max-bytes or {LOG_MAX_BYTES_ENV}), not {raw!r}")
+    return value
+
+
+class PredictionLog:
+    """The service's prediction log, rotated at ``max_bytes``: before a line that would take the
+    file past it, ``predictions.jsonl`` becomes ``.1`` (``.1`` becomes ``.2``, and so on up to
+    ``backups``; the oldest is dropped), and the line starts a new file. A thread lock keeps
+    rotation and writes of the service's worker threads apart."""
+
+    def __init__(self, path: Path, max_bytes: int = DEFAULT_LOG_MAX_BYTES, backups: int = 1):
+        if max_bytes < 1 or backups < 1:
+            raise ImageLabError("the prediction log needs a size limit of at least 1 byte and "
+                                "at least 1 rotated file")
+        self.path, self.max_bytes, self.backups = path, max_bytes, backups
+        self._lock = threading.Lock()
+
+    def backup(self, n: int) -> Path:
+        """The ``n``-th rotated file (1 = the newest)."""
+        return self.path.with_name(f"{self.path.name}.{n}")
+
+    def append(self, record: dict) -> None:
+        """Append ``record`` as one JSON line (see ``append_log``), rotating first if needed."""
+        size = len(json.dumps(record, separators=(",", ":"))) + 1
+        with self._lock:
+            try:
+                current = self.path.stat().st_size
+            except FileNotFoundError:
+                current = 0
+            if current and current + size > self.max_bytes:
+                self.rotate()
+            append_log(self.path, record)
+
+    def rotate(self) -> None:
+        """Shift the rotated files up by one (dropping the last) and move the live file to ``.1``."""
+        for n in range(self.backups - 1, 0, -1):
+            if self.backup(n).exists():
+                os.replace(self.backup(n), self.backup(n + 1))
+        os.replace(self.path, self.backup(1))
+
+
+def append_log(path: Path, record: dict) -> None:
+    """Append one JSON line with a single ``write`` on an ``O_APPEND`` file.
+
+    Lines are ``{ts, status, label, top_class, confidence, latency_ms, unknown, error}``
+    (``label``/``top_class``/``confidence`` are null for refused requests). Once ``write``
+    returns the line is in the kernel, so a killed server keeps it; the work per request
+    is one open, one write, one close.
+    """
+    line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
