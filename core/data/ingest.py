@@ -12,7 +12,7 @@ class and initial label event in one transaction, refreshes the quality flags,
 saves the import report, and fills the decoded-pixel cache from the images it
 already holds in memory. A source that is mostly bad still imports its good
 images, and every skipped file is listed in the report with its reason: nothing
-is dropped silently.
+is dropped silently. A source with no image at all is an error that leaves nothing.
 
 The rows a commit writes, and its ``ImportReport``, are in ``core.data.import_rows``;
 split assignment is in ``core.data.splits``.
@@ -24,6 +24,7 @@ import io
 import secrets
 import shutil
 import time
+from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,10 +187,15 @@ class DatasetWriter:
     def commit(self) -> ImportReport:
         """Assign missing splits, insert everything in one transaction, build the cache.
 
-        Returns the ``ImportReport``. Raises ``RuntimeError`` if called twice.
+        Returns the ``ImportReport``. Raises ``ImageLabError`` (and removes the files
+        written so far) when no image was accepted: an import that finds nothing leaves no
+        dataset and no import row behind. Raises ``RuntimeError`` if called twice.
         """
         if self._committed:
             raise RuntimeError("commit() called twice")
+        if not self._pending:
+            self.abort()
+            raise ImageLabError(self._nothing_found())
         self._pending.sort(key=lambda p: p.index)
         splits = assign_splits([p.label for p in self._pending],
                                [p.split for p in self._pending], self.fractions, self.seed)
@@ -252,6 +258,15 @@ class DatasetWriter:
         self._keep = {}
         report.seconds = round(time.perf_counter() - self._started, 3)
         return report
+
+    def _nothing_found(self) -> str:
+        message = f"no images found in {self.source}"
+        if self.skipped:
+            reasons = Counter(s.reason for s in self.skipped)
+            top = "; ".join(f"{n} × {r}" for r, n in reasons.most_common(3))
+            message += (f": {len(self.skipped)} files skipped ({top}; e.g. "
+                        f"{self.skipped[0].path})")
+        return message + "; nothing was imported"
 
     def abort(self) -> None:
         """Remove the files written so far, unless committed (``__exit__`` calls it on errors)."""

@@ -20,6 +20,7 @@ import numpy as np
 from core.data.decode import IMAGE_EXTENSIONS, MAX_FILE_BYTES, BadImage, decode_image
 from core.errors import ImageLabError
 from core.inference.predictor import LoadedModel
+from core.labels.io import csv_cell
 
 MAX_MEMBERS = 100_000
 MAX_TOTAL_BYTES = 4 * 1024 ** 3
@@ -151,11 +152,15 @@ def predict_items(lm: LoadedModel, items: Iterator[tuple[str, bytes | None, str]
 
 def rows_to_csv(rows: list[dict], classes: list[str]) -> str:
     """Prediction rows as CSV text: path, prediction, confidence, error, then one ``p_<class>``
-    probability column per class."""
+    probability column per class.
+
+    Text cells a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``,
+    ``@``, a tab or a carriage return) get a leading ``'``, as OWASP advises against CSV
+    injection (``core.labels.io.csv_cell``)."""
     columns = ["path", "prediction", "confidence", "error"] + [f"p_{c}" for c in classes]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     for r in rows:
-        writer.writerow(r)
+        writer.writerow({k: csv_cell(v) for k, v in r.items()})
     return buf.getvalue()

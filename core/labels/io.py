@@ -4,6 +4,10 @@
 an exported file can be edited and imported back: ``import_labels`` changes
 only the rows whose label (or split) differs, as one action, all or nothing.
 An empty label means unlabelled; a label naming no class creates the class.
+
+CSV cells are escaped against CSV injection as OWASP advises (``csv_cell``, also used
+for prediction CSVs): ``=HYPERLINK(...)`` is written ``'=HYPERLINK(...)``, so a
+spreadsheet shows it as text. ``read_label_file`` undoes it: exports import back unchanged.
 """
 
 from __future__ import annotations
@@ -27,6 +31,28 @@ from core.store.workspace import Workspace, atomic_write_bytes
 
 FIELDS = ("path", "label", "split")
 MAX_IMPORT_BYTES = 200 * 1024 * 1024
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value):
+    """``value`` made safe for a CSV cell a spreadsheet may open (OWASP CSV injection).
+
+    A string that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return,
+    after any leading ``'``, gets a ``'`` in front, so it is shown as text and never run
+    as a formula. Other values (numbers, ``None``) are returned as they are.
+    ``csv_uncell`` undoes it exactly.
+    """
+    if isinstance(value, str) and value.lstrip("'").startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def csv_uncell(value):
+    """The value ``csv_cell`` was given, from the cell it wrote."""
+    if (isinstance(value, str) and value.startswith("'")
+            and value.lstrip("'").startswith(_FORMULA_START)):
+        return value[1:]
+    return value
 
 
 @dataclass
@@ -73,7 +99,10 @@ def label_rows(ws: Workspace, dataset: str) -> list[dict]:
 
 
 def export_labels(ws: Workspace, dataset: str, out: str | Path, fmt: str | None = None) -> int:
-    """Write the labels as CSV or JSON (chosen by ``fmt`` or the file's suffix); return rows."""
+    """Write the labels as CSV or JSON (chosen by ``fmt`` or the file's suffix); return rows.
+
+    CSV cells that a spreadsheet would run as a formula get a leading ``'`` (``csv_cell``).
+    """
     out = Path(out)
     fmt = (fmt or out.suffix.lstrip(".") or "csv").lower()
     rows = label_rows(ws, dataset)
@@ -81,7 +110,7 @@ def export_labels(ws: Workspace, dataset: str, out: str | Path, fmt: str | None 
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=FIELDS, lineterminator="\n")
         w.writeheader()
-        w.writerows(rows)
+        w.writerows({k: csv_cell(v) for k, v in r.items()} for r in rows)
         data = buf.getvalue()
     elif fmt == "json":
         data = json.dumps({"dataset": dataset, "labels": rows}, indent=1, ensure_ascii=False) + "\n"
@@ -95,8 +124,8 @@ def read_label_file(path: str | Path) -> list[dict]:
     """The rows of a CSV or JSON label file, as dicts with ``path``, ``label`` and maybe ``split``.
 
     JSON is chosen by the ``.json`` suffix (a list of objects, or ``{"labels": [...]}``);
-    anything else is read as CSV with a header. Raises ``ImageLabError`` if the file is
-    missing, over ``MAX_IMPORT_BYTES``, not UTF-8, or not in either shape.
+    anything else as CSV with a header (``csv_uncell`` on each cell). Raises ``ImageLabError``
+    if the file is missing, over ``MAX_IMPORT_BYTES``, not UTF-8, or not in either shape.
     """
     path = Path(path)
     try:
@@ -114,6 +143,8 @@ def read_label_file(path: str | Path) -> list[dict]:
             doc = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ImageLabError(f"{path} is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise ImageLabError(f"{path}: the JSON is nested too deeply to read") from None
         rows = doc.get("labels") if isinstance(doc, dict) else doc
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             raise ImageLabError(f"{path}: expected a list of {{path, label, split}} objects")
@@ -122,7 +153,7 @@ def read_label_file(path: str | Path) -> list[dict]:
         if not reader.fieldnames or "path" not in reader.fieldnames or "label" not in reader.fieldnames:
             raise ImageLabError(f"{path}: the CSV needs a header with at least path,label "
                                 "(and optionally split)")
-        rows = list(reader)
+        rows = [{k: csv_uncell(v) for k, v in r.items()} for r in reader]
     return rows
 
 
@@ -271,7 +302,7 @@ def _labels_csv(fh, members) -> None:
     w = csv.writer(fh, lineterminator="\n")
     w.writerow(["file", "label", "split"])
     for _, rel, label, split in members:
-        w.writerow([rel, label, split])
+        w.writerow([csv_cell(rel), csv_cell(label), split])
 
 
 def _write_labels_csv(path: Path, members) -> None:

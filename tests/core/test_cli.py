@@ -92,3 +92,14 @@ def test_samples_ensure_then_list(tmp_path):
     assert json.loads(out.stdout)["prepared"] == []
 
 
+
+
+def test_import_finding_no_image_exits_non_zero_and_leaves_no_dataset(tmp_path):
+    src = tmp_path / "notes" / "cat"
+    src.mkdir(parents=True)
+    (src / "readme.txt").write_text("not an image")
+    out = run_cli(tmp_path / "ws", "datasets", "import", str(src.parent), "--name", "notes")
+    assert out.returncode != 0
+    assert "no images found" in out.stderr and "Traceback" not in out.stderr
+    listed = run_cli(tmp_path / "ws", "datasets", "list", "--json")
+    assert listed.returncode == 0 and json.loads(listed.stdout) == []

@@ -14,6 +14,7 @@ from PIL import Image
 
 from core.data.catalog import dataset_info
 from core.errors import ImageLabError
+from core.inference.batch import rows_to_csv
 from core.labels import LabelConflict, classes, history, relabel
 from core.labels import io as IO
 from core.labels.selection import ImageFilter, count_matching, find_images, matching_labels, queue_neighbour
@@ -309,3 +310,23 @@ def test_database_stays_consistent(sample_workspace):
             "(SELECT MAX(id) FROM label_events WHERE image_id = i.id) "
             "WHERE i.class_id IS NOT e.new_class_id").fetchone()[0]
     assert bad == 0
+
+
+def test_csv_exports_escape_formulas_and_import_back_unchanged(sample_workspace, tmp_path):
+    ws = sample_workspace
+    formula = '=HYPERLINK("http://example.invalid","click")'
+    classes.rename_class(ws, "shapes", "circle", formula)
+    out = tmp_path / "labels.csv"
+    IO.export_labels(ws, "shapes", out)
+    cells = [r["label"] for r in csv.DictReader(out.open(newline=""))]
+    assert "'" + formula in cells and formula not in cells
+    assert not any(c.startswith(("=", "+", "-", "@")) for c in cells)
+    assert IO.import_labels(ws, "shapes", out).changed_labels == 0  # the escape round-trips
+    assert formula in dataset_info(ws, "shapes").classes
+    for value in ("-1", "@x", "'=x", "''+y", "plain", "'quoted", ""):
+        assert IO.csv_uncell(IO.csv_cell(value)) == value
+    assert IO.csv_cell("'=x") == "''=x" and IO.csv_cell("'quoted") == "'quoted"
+    text = rows_to_csv([{"path": "=cmd|' /C calc'!A0", "prediction": "+1", "confidence": 0.5,
+                         "error": "", "p_+1": 0.5}], ["+1"])
+    row = next(csv.DictReader(text.splitlines()))
+    assert row["path"].startswith("'=") and row["prediction"] == "'+1" and row["p_+1"] == "0.5"

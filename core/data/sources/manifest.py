@@ -2,11 +2,23 @@
 
 CSV needs a header row naming the columns (``path`` or ``url``, ``label``, and
 optionally ``split``; ``file``/``filename``/``image`` and ``class`` are accepted
-too). JSON is a list of such objects, or ``{"images": [...]}``. Relative paths are
-read from the manifest's folder; ``confine=True`` (a manifest that came from an
-archive or a URL) refuses paths that leave it. URLs are fetched with the URL
-source's safety rules. Rows naming missing files or a bad split are skipped and
-reported; rows with an empty label are imported unlabelled, with a note.
+too). JSON is a list of such objects, or ``{"images": [...]}``. Rows naming missing
+files or a bad split are skipped and reported; rows with an empty label are imported
+unlabelled, with a note. A manifest over ``MAX_MANIFEST_BYTES``, or JSON nested too
+deeply to parse, is refused with a clear error.
+
+Where a row may point:
+
+- A manifest on this machine (``base_dir`` given): local paths, relative ones read
+  from the manifest's folder (``confine=True`` refuses paths that leave it), and
+  http(s) URLs.
+- A manifest fetched from a URL (``base_url`` given, no ``base_dir``): URLs only.
+  A row may name an ``http``/``https`` URL or a relative URL, resolved against the
+  manifest's URL. It never reads a file on this machine: an absolute path, a ``~``
+  path, a ``file://`` (or any other scheme's) URL and a relative reference with a
+  ``..`` segment are each reported, row by row, with the reason, and never read.
+  Every URL is fetched by ``core.data.net.fetch_bytes``, so each one (and each
+  redirect) passes the same scheme and address checks as the manifest itself.
 """
 
 from __future__ import annotations
@@ -14,8 +26,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
-from urllib.parse import urljoin
+from urllib.parse import unquote, urljoin, urlsplit
 
 from core.data.catalog import SPLITS
 from core.data.files import read_file
@@ -25,19 +38,31 @@ from core.data.net import fetch_bytes
 from core.errors import ImageLabError
 
 MANIFEST_SUFFIXES = (".csv", ".json")
+MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 _PATH_KEYS = ("path", "file", "filename", "image", "filepath")
 _URL_KEYS = ("url", "uri", "href")
 _LABEL_KEYS = ("label", "class", "category", "target")
+_SPLIT_KEYS = ("split", "subset")
+_REMOTE_ONLY_URLS = ("a manifest fetched from a URL may name only http(s) URLs and URLs "
+                     "relative to it")
 
 
 def parse_manifest(text: str, display: str) -> list[dict]:
-    """Rows as dicts with lower-cased keys; raises a clear error for a bad manifest."""
+    """Rows as dicts with lower-cased keys.
+
+    Raises ``ImageLabError`` for a manifest that is empty, not valid CSV or JSON, JSON
+    nested too deeply to parse, or not a list of rows.
+    """
     stripped = text.lstrip("\ufeff").strip()
     if not stripped:
         raise ImageLabError(f"manifest {display} is empty")
     if stripped[0] in "[{":
         try:
             data = json.loads(stripped)
+        except RecursionError:
+            raise ImageLabError(f"manifest {display}: the JSON is nested too deeply to read; "
+                                "a manifest is a flat list of rows like "
+                                "{\"path\": ..., \"label\": ...}") from None
         except ValueError as exc:
             raise ImageLabError(f"manifest {display} is not valid JSON: {exc}") from None
         if isinstance(data, dict):
@@ -48,9 +73,13 @@ def parse_manifest(text: str, display: str) -> list[dict]:
         rows = [{str(k).strip().lower(): v for k, v in r.items()} for r in data]
     else:
         reader = csv.DictReader(io.StringIO(stripped))
-        if not reader.fieldnames:
-            raise ImageLabError(f"manifest {display} has no header row")
-        rows = [{(k or "").strip().lower(): v for k, v in r.items()} for r in reader]
+        try:
+            if not reader.fieldnames:
+                raise ImageLabError(f"manifest {display} has no header row")
+            rows = [{(k or "").strip().lower(): v for k, v in r.items()} for r in reader]
+        except csv.Error as exc:
+            raise ImageLabError(f"manifest {display} is not valid CSV (line "
+                                f"{reader.line_num}): {exc}") from None
         keys = {(k or "").strip().lower() for k in reader.fieldnames}
         if not keys & set(_PATH_KEYS + _URL_KEYS):
             raise ImageLabError(f"manifest {display} needs a 'path' or 'url' column "
@@ -63,21 +92,30 @@ def manifest_items(writer: DatasetWriter, text: str, display: str, *, base_dir: 
                    url_options: dict | None = None) -> list[SourceItem]:
     """The rows of a CSV or JSON manifest ``text`` as ``SourceItem``s, in order.
 
-    A row names a local ``path`` (relative to ``base_dir``) or a ``url`` (relative to
-    ``base_url``), and optionally a label and a split. Rows that cannot be used (unknown
-    split, missing file, a path leaving ``base_dir`` when ``confine``) go to
-    ``writer.skip``; ``url_options`` are passed to ``fetch_bytes``. ``display`` names the
-    manifest in messages. Raises ``ImageLabError`` for a manifest that cannot be parsed.
+    A row names a ``path`` or a ``url``, and optionally a label and a split. With
+    ``base_dir`` (a manifest on this machine) a path is a local file, relative to
+    ``base_dir``; ``confine`` refuses one that leaves it. Without ``base_dir`` (a manifest
+    fetched from ``base_url``) no local file is ever read: a row must name an http(s) URL
+    or a URL relative to ``base_url`` (see the module docstring). Rows that cannot be used
+    (unknown split, missing file, a local path in a remote manifest, ...) go to
+    ``writer.skip`` with the reason; ``url_options`` are passed to ``fetch_bytes``, which
+    checks every URL's scheme and address. ``display`` names the manifest in messages.
+    Raises ``ImageLabError`` for a manifest that cannot be parsed.
     """
     rows = parse_manifest(text, display)
     items: list[SourceItem] = []
     base = base_dir.resolve() if base_dir else None
     for n, row in enumerate(rows, start=2 if not text.lstrip().startswith(("[", "{")) else 1):
         where = f"{display} row {n}"
+        nested = [k for k in _PATH_KEYS + _URL_KEYS + _LABEL_KEYS + _SPLIT_KEYS
+                  if isinstance(row.get(k), (dict, list))]
+        if nested:
+            writer.skip(where, f"{nested[0]!r} is a list or an object, not text")
+            continue
         path = _first(row, _PATH_KEYS)
         url = _first(row, _URL_KEYS)
         label = _first(row, _LABEL_KEYS)
-        split = _first(row, ("split", "subset"))
+        split = _first(row, _SPLIT_KEYS)
         if split:
             split = split.lower()
             split = {"valid": "val", "validation": "val", "training": "train"}.get(split, split)
@@ -87,6 +125,17 @@ def manifest_items(writer: DatasetWriter, text: str, display: str, *, base_dir: 
                 continue
         if not label:
             label = None
+        if base is None and (url or path):
+            target, reason = _remote_url(url or path, base_url, url_column=bool(url))
+            if target is None:
+                writer.skip(f"{where}: {url or path}", reason)
+                continue
+            if label is None:
+                writer.note(f"{where}: empty label, imported unlabelled")
+            items.append(SourceItem(target, lambda u=target: fetch_bytes(u, **(url_options or {})),
+                                    label, split or None))
+            continue
+        if label is None:
             writer.note(f"{where}: empty label, imported unlabelled")
         if url or (path and path.lower().startswith(("http://", "https://"))):
             target = url or path
@@ -97,12 +146,8 @@ def manifest_items(writer: DatasetWriter, text: str, display: str, *, base_dir: 
         elif path:
             p = Path(path).expanduser()
             if not p.is_absolute():
-                if base is None:
-                    writer.skip(f"{where}: {path}", "a relative path in a manifest from a URL "
-                                                    "cannot be read; use full URLs")
-                    continue
                 p = base / p
-            if confine and base is not None:
+            if confine:
                 resolved = p.resolve()
                 if resolved != base and base not in resolved.parents:
                     writer.skip(f"{where}: {path}", "path leaves the manifest's folder: refused")
@@ -116,19 +161,50 @@ def manifest_items(writer: DatasetWriter, text: str, display: str, *, base_dir: 
     return items
 
 
+def _remote_url(value: str, base_url: str | None, *, url_column: bool) -> tuple[str | None, str]:
+    """(the URL to fetch, "") for a row of a manifest fetched from ``base_url``, or
+    (None, the reason it is refused): such a row never names a file on this machine."""
+    if re.match(r"^[A-Za-z]:[\\/]", value) or value.startswith(("\\", "~")) or (
+            value.startswith("/") and not url_column):
+        return None, f"a local path: not read ({_REMOTE_ONLY_URLS})"
+    scheme = urlsplit(value).scheme.lower()
+    if scheme and scheme not in ("http", "https"):
+        return None, f"a {scheme}: URL: not read ({_REMOTE_ONLY_URLS})"
+    if not scheme:
+        if not base_url:
+            return None, f"a relative path with no URL to resolve it against ({_REMOTE_ONLY_URLS})"
+        if ".." in re.split(r"[\\/]", unquote(urlsplit(value).path)):
+            return None, ("a '..' in a relative URL: refused (name a URL under the manifest's "
+                          "folder, or a full http(s) URL)")
+        value = urljoin(base_url, value)
+    return value, ""
+
+
 def import_manifest(writer: DatasetWriter, manifest: Path, *, confine: bool = False,
                     display: str = "") -> None:
     """Import the images a manifest file lists (see ``manifest_items``); paths are relative
-    to the manifest's folder. Raises ``ImageLabError`` if the file cannot be read.
+    to the manifest's folder. Raises ``ImageLabError`` if the file cannot be read or is
+    larger than ``MAX_MANIFEST_BYTES``.
     """
     manifest = Path(manifest)
     try:
-        text = manifest.read_bytes()[:64 * 1024 * 1024].decode("utf-8", errors="replace")
+        with open(manifest, "rb") as fh:
+            raw = fh.read(MAX_MANIFEST_BYTES + 1)
     except OSError as exc:
         raise ImageLabError(f"cannot read manifest {manifest}: {exc.strerror or exc}") from None
+    text = manifest_text(raw, display or manifest.name)
     items = manifest_items(writer, text, display or manifest.name, base_dir=manifest.parent,
                            confine=confine)
     writer.add_items(items)
+
+
+def manifest_text(raw: bytes, display: str) -> str:
+    """A manifest's bytes as text (UTF-8, bad bytes replaced); raises ``ImageLabError``
+    if there are more than ``MAX_MANIFEST_BYTES``."""
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise ImageLabError(f"manifest {display} is larger than the limit of "
+                            f"{MAX_MANIFEST_BYTES // 2**20} MiB")
+    return raw.decode("utf-8", errors="replace")
 
 
 def _first(row: dict, keys: tuple[str, ...]) -> str | None:

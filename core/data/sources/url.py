@@ -2,7 +2,8 @@
 
 The download itself (scheme, size, time and address checks; redirects) is
 ``core.data.net.fetch``; this module decides what the file is and imports it. It
-goes to a fresh file under the workspace's ``tmp/``.
+goes to a fresh file under the workspace's ``tmp/``. A manifest fetched this way may
+name only URLs, never a file on this machine (see ``sources/manifest.py``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from urllib.parse import urlsplit
 
 from core.data.net import MAX_BYTES, TIMEOUT_S, fetch
 from core.data.sources.archive import import_archive, is_archive
-from core.data.sources.manifest import manifest_items
+from core.data.sources.manifest import MAX_MANIFEST_BYTES, manifest_items, manifest_text
 from core.errors import ImageLabError
 
 
@@ -37,7 +38,10 @@ def import_url(ws, writer, url: str, *, max_bytes: int = MAX_BYTES, timeout: flo
                                 "or an image (is it a download page rather than the file?)")
         if (dl.content_type in ("text/csv", "application/json", "text/plain")
                 or name.lower().endswith((".csv", ".json"))) and not _looks_binary(head):
-            text = tmp.read_bytes().decode("utf-8", errors="replace")
+            with open(tmp, "rb") as fh:
+                text = manifest_text(fh.read(MAX_MANIFEST_BYTES + 1), name)
+            # no base_dir: a manifest from a URL names only URLs (relative ones against
+            # dl.url), each fetched through the same guard; it never reads a local file
             items = manifest_items(writer, text, name, base_dir=None, base_url=dl.url,
                                    url_options={"allow_private": allow_private,
                                                 "timeout": timeout})
