@@ -1,13 +1,16 @@
 """Fetching over http(s), safely: the one download path of imports and the Demo's URL box.
 
-- only ``http`` and ``https``; a size cap, a connect/read timeout and an overall
-  deadline (a server that never ends is cut off); an optional SHA-256 checksum;
-- server-side request forgery guard: the host is resolved, and private, loopback,
-  link-local, multicast, reserved and unspecified addresses are refused; the
-  connection goes to the address that was checked (no second DNS lookup), and
-  every redirect is checked again. ``allow_private=True`` (or the environment
-  setting ``IMAGELAB_ALLOW_PRIVATE_URLS=1``) allows private and loopback
-  addresses; link-local ones (cloud metadata services) stay refused.
+- only ``http`` and ``https``; a size cap and ONE wall-clock deadline (``timeout``)
+  over the whole download: name lookup, connect, TLS handshake, every redirect, the
+  response headers and the body. A server that drips its answer a byte at a time is
+  cut off at the deadline like one that never ends. An optional SHA-256 checksum;
+- server-side request forgery guard (``core.data.url_guard``): the host is resolved,
+  and only globally routable addresses are fetched unless ``allow_private=True`` (or
+  ``IMAGELAB_ALLOW_PRIVATE_URLS=1``); link-local and cloud metadata addresses never.
+  The connection goes to the address that was checked (no second DNS lookup), and
+  every redirect is checked again;
+- a URL's credentials (``user:password@``) never appear in a message
+  (``redact_url``).
 
 Used by the URL source (``sources/url.py``), manifests whose rows are URLs
 (``sources/manifest.py``) and the Demo page.
@@ -17,8 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import ipaddress
-import os
 import socket
 import ssl
 import time
@@ -26,77 +27,105 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
+from core.data.url_guard import ALLOW_ENV, check_address, private_urls_allowed, redact_url, resolve_checked
 from core.errors import ImageLabError
 
-ALLOW_ENV = "IMAGELAB_ALLOW_PRIVATE_URLS"
+# the guard's names, imported from here by the sources, the Demo page and tests
+__all__ = ["ALLOW_ENV", "check_address", "private_urls_allowed", "redact_url",
+           "resolve_checked", "Download", "fetch", "fetch_bytes"]
+
 MAX_BYTES = 2 * 1024 ** 3
 MAX_IMAGE_BYTES = 50 * 1024 * 1024
 TIMEOUT_S = 30.0
 MAX_REDIRECTS = 5
 
 
-def private_urls_allowed(allow: bool | None = None) -> bool:
-    """Whether private and loopback addresses may be fetched: ``allow`` when given, else
-    the environment setting ``IMAGELAB_ALLOW_PRIVATE_URLS`` (1/true/yes/on).
-    """
-    if allow is not None:
-        return allow
-    return os.environ.get(ALLOW_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+# One wall-clock deadline for the whole download. Every blocking socket call (send,
+# recv, the TLS handshake) first sets the socket's timeout to the time left before the
+# deadline, so however a server spreads its bytes (headers dripped one byte at a time,
+# a body that never ends), the download stops at the deadline: a plain per-call socket
+# timeout restarts at each byte and bounds nothing. This was chosen over running the
+# request in a worker thread that is abandoned at the deadline because it keeps
+# everything on the calling thread: progress callbacks (Streamlit elements) stay on the
+# script thread, nothing is left running after ``fetch`` returns (an abandoned thread
+# could still be writing into ``dest``), and it does not rely on closing a socket from
+# another thread to wake a blocked read, which is not reliable on every platform or
+# under TLS. The ssl module applies the socket's timeout to each whole read, write or
+# handshake, so TLS is bounded the same way.
+
+def _time_left(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("the time limit has passed")
+    return left
 
 
-def check_address(ip: str, allow_private: bool) -> None:
-    """Raise ``ImageLabError`` unless ``ip`` (a resolved address) may be fetched.
+class _DeadlineCalls:
+    """Arms the socket's timeout to the time left before ``deadline`` for every call."""
+    deadline = float("inf")
 
-    Link-local, multicast, unspecified and reserved addresses are always refused;
-    private and loopback ones only when ``allow_private`` is false. IPv4-mapped IPv6
-    addresses are judged as the IPv4 address they carry.
-    """
-    addr = ipaddress.ip_address(ip.split("%")[0])
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
-        addr = addr.ipv4_mapped
-    if addr.is_link_local:
-        raise ImageLabError(f"refused: {addr} is a link-local address (such as a cloud "
-                            "metadata service)")
-    if addr.is_multicast or addr.is_unspecified or (addr.is_reserved and not addr.is_private):
-        raise ImageLabError(f"refused: {addr} is not a public address")
-    if (addr.is_private or addr.is_loopback) and not allow_private:
-        raise ImageLabError(f"refused: {addr} is a private or loopback address; set "
-                            f"{ALLOW_ENV}=1 to allow downloads from your own network")
+    def _arm(self) -> None:
+        self.settimeout(_time_left(self.deadline))
+
+    def recv(self, *args, **kwargs):
+        self._arm()
+        return super().recv(*args, **kwargs)
+
+    def recv_into(self, *args, **kwargs):
+        self._arm()
+        return super().recv_into(*args, **kwargs)
+
+    def send(self, *args, **kwargs):
+        self._arm()
+        return super().send(*args, **kwargs)
+
+    def sendall(self, *args, **kwargs):
+        self._arm()
+        return super().sendall(*args, **kwargs)
 
 
-def resolve_checked(url: str, allow_private: bool) -> tuple[str, str, int, str]:
-    """(scheme, host, port, ip) for ``url`` after the scheme and address checks."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https"):
-        raise ImageLabError(f"only http and https URLs can be downloaded, not {scheme or url!r}")
-    host = parts.hostname
-    if not host:
-        raise ImageLabError(f"URL {url!r} has no host")
-    try:
-        port = parts.port or (443 if scheme == "https" else 80)
-    except ValueError:
-        raise ImageLabError(f"URL {url!r} has a bad port") from None
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise ImageLabError(f"cannot resolve {host}: {exc}") from None
-    ips = sorted({info[4][0] for info in infos})
-    if not ips:
-        raise ImageLabError(f"cannot resolve {host}")
-    for ip in ips:  # every address must pass: no mixing a public and a private answer
-        check_address(ip, allow_private)
-    return scheme, host, port, ips[0]
+class _DeadlineSocket(_DeadlineCalls, socket.socket):
+    pass
+
+
+class _DeadlineSSLSocket(_DeadlineCalls, ssl.SSLSocket):
+    pass
+
+
+class _PinnedHTTP(http.client.HTTPConnection):
+    """HTTP to the checked address ``ip`` (no second lookup of ``host``), by ``deadline``."""
+
+    def __init__(self, ip: str, host: str, port: int, deadline: float):
+        super().__init__(host, port, timeout=_time_left(deadline))
+        self._ip, self._deadline = ip, deadline
+
+    def connect(self):
+        raw = socket.create_connection((self._ip, self.port), _time_left(self._deadline))
+        sock = _DeadlineSocket(raw.family, raw.type, raw.proto, fileno=raw.detach())
+        sock.deadline = self._deadline
+        self.sock = sock
 
 
 class _PinnedHTTPS(http.client.HTTPSConnection):
-    def __init__(self, ip: str, host: str, port: int, timeout: float):
-        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
-        self._ip = ip
+    """HTTPS to the checked address ``ip``, the certificate checked for ``host``, by
+    ``deadline`` (the handshake included)."""
+
+    def __init__(self, ip: str, host: str, port: int, deadline: float):
+        context = ssl.create_default_context()
+        context.sslsocket_class = _DeadlineSSLSocket
+        super().__init__(host, port, timeout=_time_left(deadline), context=context)
+        self._ip, self._deadline = ip, deadline
 
     def connect(self):
-        sock = socket.create_connection((self._ip, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+        raw = socket.create_connection((self._ip, self.port), _time_left(self._deadline))
+        try:
+            raw.settimeout(_time_left(self._deadline))     # bounds the handshake
+            sock = self._context.wrap_socket(raw, server_hostname=self.host)
+        except BaseException:
+            raw.close()
+            raise
+        sock.deadline = self._deadline
+        self.sock = sock
 
 
 @dataclass
@@ -117,48 +146,58 @@ class Download:
 def fetch(url: str, *, dest: Path | None = None, max_bytes: int = MAX_BYTES,
           timeout: float = TIMEOUT_S, sha256: str | None = None,
           allow_private: bool | None = None, progress=None) -> Download:
-    """GET ``url`` into ``dest`` (or memory when ``dest`` is None), with every guard."""
+    """GET ``url`` into ``dest`` (or memory when ``dest`` is None), with every guard.
+
+    ``timeout`` is one wall-clock limit, in seconds, for everything: lookups, connects,
+    redirects, headers and body. Raises ``ImageLabError`` (credentials in the URL never
+    shown) for a refused address, a failure, a timeout, a size over ``max_bytes`` or a
+    ``sha256`` mismatch.
+    """
     allow = private_urls_allowed(allow_private)
     deadline = time.monotonic() + timeout
     current = url
     for _hop in range(MAX_REDIRECTS + 1):
-        scheme, host, port, ip = resolve_checked(current, allow)
-        parts = urlsplit(current)
-        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        remaining = max(0.1, deadline - time.monotonic())
-        conn = (_PinnedHTTPS(ip, host, port, remaining) if scheme == "https"
-                else http.client.HTTPConnection(ip, port, timeout=remaining))
+        shown = redact_url(current)
+        conn = None
         try:
+            scheme, host, port, ip = resolve_checked(current, allow, deadline)
+            parts = urlsplit(current)
+            path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            conn = (_PinnedHTTPS if scheme == "https" else _PinnedHTTP)(ip, host, port, deadline)
             default_port = 443 if scheme == "https" else 80
+            host_header = f"[{host}]" if ":" in host else host
             conn.request("GET", path, headers={
-                "Host": host if port == default_port else f"{host}:{port}",
+                "Host": host_header if port == default_port else f"{host_header}:{port}",
                 "User-Agent": "ImageLab", "Accept-Encoding": "identity"})
             resp = conn.getresponse()
             if resp.status in (301, 302, 303, 307, 308):
                 location = resp.getheader("Location")
                 if not location:
-                    raise ImageLabError(f"{current} redirected without a Location")
+                    raise ImageLabError(f"{shown} redirected without a Location")
                 current = urljoin(current, location)
                 continue
             if resp.status != 200:
-                raise ImageLabError(f"{current} answered HTTP {resp.status} {resp.reason}")
+                raise ImageLabError(f"{shown} answered HTTP {resp.status} {resp.reason}")
             return _read_body(resp, current, dest, max_bytes, deadline, timeout, sha256, progress)
         except (socket.timeout, TimeoutError):
-            raise ImageLabError(f"{current} timed out after {timeout:.0f} s") from None
+            raise ImageLabError(f"{shown} timed out after {timeout:g} s (the limit for the "
+                                "whole download)") from None
         except ssl.SSLError as exc:
-            raise ImageLabError(f"TLS error from {host}: {exc}") from None
+            raise ImageLabError(f"TLS error from {urlsplit(current).hostname}: {exc}") from None
         except (http.client.HTTPException, OSError) as exc:
-            raise ImageLabError(f"download of {current} failed: {exc}") from None
+            raise ImageLabError(f"download of {shown} failed: {exc}") from None
         finally:
-            conn.close()
-    raise ImageLabError(f"{url} redirected more than {MAX_REDIRECTS} times")
+            if conn is not None:
+                conn.close()
+    raise ImageLabError(f"{redact_url(url)} redirected more than {MAX_REDIRECTS} times")
 
 
 def _read_body(resp, url, dest, max_bytes, deadline, timeout, sha256, progress) -> Download:
+    shown = redact_url(url)
     declared = resp.getheader("Content-Length")
     total = int(declared) if declared and declared.isdigit() else None
     if total is not None and total > max_bytes:
-        raise ImageLabError(f"{url} is {total / 1e6:.1f} MB, over the limit of "
+        raise ImageLabError(f"{shown} is {total / 1e6:.1f} MB, over the limit of "
                             f"{max_bytes / 1e6:.1f} MB")
     digest = hashlib.sha256()
     chunks: list[bytes] = []
@@ -167,26 +206,27 @@ def _read_body(resp, url, dest, max_bytes, deadline, timeout, sha256, progress) 
     try:
         while True:
             if time.monotonic() > deadline:
-                raise ImageLabError(f"{url} did not finish within {timeout:.0f} s")
+                raise ImageLabError(f"{shown} did not finish within {timeout:g} s")
             chunk = resp.read1(1 << 16) if hasattr(resp, "read1") else resp.read(1 << 16)
             if not chunk:
                 break
             size += len(chunk)
             if size > max_bytes:
-                raise ImageLabError(f"{url} is larger than the limit of {max_bytes / 1e6:.1f} MB")
+                raise ImageLabError(f"{shown} is larger than the limit of "
+                                    f"{max_bytes / 1e6:.1f} MB")
             digest.update(chunk)
             if out is not None:
                 out.write(chunk)
             else:
                 chunks.append(chunk)
             if progress:
-                progress(size, total, f"downloading {url}")
+                progress(size, total, f"downloading {shown}")
     finally:
         if out is not None:
             out.close()
     hexd = digest.hexdigest()
     if sha256 and hexd.lower() != sha256.strip().lower():
-        raise ImageLabError(f"checksum mismatch for {url}: expected sha256 {sha256}, got {hexd}")
+        raise ImageLabError(f"checksum mismatch for {shown}: expected sha256 {sha256}, got {hexd}")
     ctype = (resp.getheader("Content-Type") or "").split(";")[0].strip().lower()
     return Download(dest, None if out is not None else b"".join(chunks), url, ctype, size, hexd)
 

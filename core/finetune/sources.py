@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from core.data.files import check_regular_file
 from core.errors import ImageLabError, NotFoundError
 from core.models.torchvision_models import TORCHVISION_ARCHS
 from core.store.run_paths import RunPaths
@@ -147,8 +148,9 @@ def _missing_weights_message(arch: str, name: str, folder: Path, url: str) -> st
 
 def file_weights(path: Path, *, arch: str | None = None) -> SourceWeights:
     """A .pt/.pth file (a state dict, or our checkpoint dict with ``model``) or .safetensors."""
-    if not path.is_file():
+    if not path.exists():
         raise NotFoundError(f"weights file {path} does not exist")
+    check_regular_file(path, "weights file")   # a device or FIFO could be read forever
     meta: dict = {}
     if path.suffix.lower() == ".safetensors":
         state, meta = _load_safetensors(path)

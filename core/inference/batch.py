@@ -18,6 +18,7 @@ from typing import Iterator
 import numpy as np
 
 from core.data.decode import IMAGE_EXTENSIONS, MAX_FILE_BYTES, BadImage, decode_image
+from core.data.files import read_file
 from core.errors import ImageLabError
 from core.inference.predictor import LoadedModel
 from core.labels.io import csv_cell
@@ -33,9 +34,13 @@ def iter_image_bytes(paths: list[str | Path]) -> Iterator[tuple[str, bytes | Non
         if not path.exists():
             yield str(path), None, "no such file or folder"
         elif path.is_dir():
-            for f in sorted(p for p in path.rglob("*") if p.is_file()):
-                if f.suffix.lower() in IMAGE_EXTENSIONS:
+            for f in sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS):
+                if f.is_file():
                     yield from _read_file(f)
+                elif not f.is_dir():   # a FIFO or device named like an image: never read
+                    yield str(f), None, "not a regular file (a device, pipe or socket)"
+        elif not path.is_file():       # /dev/zero, a FIFO: reading it may never end
+            yield str(path), None, "not a regular file (a device, pipe or socket)"
         elif path.suffix.lower() == ".zip":
             yield from _read_zip(path)
         else:
@@ -44,12 +49,13 @@ def iter_image_bytes(paths: list[str | Path]) -> Iterator[tuple[str, bytes | Non
 
 def _read_file(path: Path) -> Iterator[tuple[str, bytes | None, str]]:
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            yield str(path), None, "file too large"
-            return
-        yield str(path), path.read_bytes(), ""
+        data = read_file(path)   # refuses a non-regular file on the open descriptor too
+    except ImageLabError as exc:
+        yield str(path), None, str(exc)
     except OSError as exc:
         yield str(path), None, f"cannot read: {exc.strerror or exc}"
+    else:
+        yield str(path), data, ""
 
 
 def iter_upload_bytes(uploads: list[tuple[str, bytes]]

@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 
 from core.data import net
-from core.data.files import read_file
+from core.data.files import check_file_or_folder, read_file
 from core.data.import_rows import ImportReport
 from core.data.ingest import DatasetWriter, Progress
 from core.data.samples import import_sample
@@ -110,6 +110,8 @@ def import_source(ws: Workspace, source: str, name: str | None = None,
                                     "(zip, tar, tar.gz, tgz), a CSV/JSON manifest, an http(s) "
                                     "URL, a SQLAlchemy URL with --query, torchvision:NAME or "
                                     "sample:NAME")
+            # a device or FIFO (/dev/zero, a pipe) could be read forever: refused unread
+            check_file_or_folder(path)
             if path.is_dir():
                 folder.import_folder(writer, path, label=opts.label)
             elif path.name.lower().endswith(manifest.MANIFEST_SUFFIXES):

@@ -12,7 +12,7 @@ import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from core.data.net import MAX_BYTES, TIMEOUT_S, fetch
+from core.data.net import MAX_BYTES, TIMEOUT_S, fetch, redact_url
 from core.data.sources.archive import import_archive, is_archive
 from core.data.sources.manifest import MAX_MANIFEST_BYTES, manifest_items, manifest_text
 from core.errors import ImageLabError
@@ -34,7 +34,7 @@ def import_url(ws, writer, url: str, *, max_bytes: int = MAX_BYTES, timeout: flo
             return
         text_head = head.lstrip().lower()
         if dl.content_type == "text/html" or text_head.startswith((b"<!doctype html", b"<html")):
-            raise ImageLabError(f"{dl.url} returned an HTML page, not an archive, a manifest "
+            raise ImageLabError(f"{redact_url(dl.url)} returned an HTML page, not an archive, a manifest "
                                 "or an image (is it a download page rather than the file?)")
         if (dl.content_type in ("text/csv", "application/json", "text/plain")
                 or name.lower().endswith((".csv", ".json"))) and not _looks_binary(head):
@@ -42,12 +42,15 @@ def import_url(ws, writer, url: str, *, max_bytes: int = MAX_BYTES, timeout: flo
                 text = manifest_text(fh.read(MAX_MANIFEST_BYTES + 1), name)
             # no base_dir: a manifest from a URL names only URLs (relative ones against
             # dl.url), each fetched through the same guard; it never reads a local file
-            items = manifest_items(writer, text, name, base_dir=None, base_url=dl.url,
+            # base_url redacted: rows are named by it in the report, and fetch never sends
+            # a URL's credentials anyway
+            items = manifest_items(writer, text, name, base_dir=None,
+                                   base_url=redact_url(dl.url),
                                    url_options={"allow_private": allow_private,
                                                 "timeout": timeout})
             writer.add_items(items)
             return
-        writer.add_bytes(tmp.read_bytes(), original_name=dl.url, label=label)
+        writer.add_bytes(tmp.read_bytes(), original_name=redact_url(dl.url), label=label)
     finally:
         tmp.unlink(missing_ok=True)
 
