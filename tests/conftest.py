@@ -80,9 +80,10 @@ def trained_workspace(_trained_master, tmp_path, monkeypatch):
 
 
 # A real HTTP server on loopback (the only address tests may reach), shared by the URL
-# source, manifest and Demo URL-box tests.
+# source, manifest and Demo URL-box tests. Each server gets its own handler class, so
+# its routes are its own.
 class _Handler(http.server.BaseHTTPRequestHandler):
-    routes: dict = {}
+    routes: dict = {}   # path -> (content type, bytes) | ("redirect", location) | ("forever", None)
 
     def log_message(self, *args):  # keep test output clean
         pass
@@ -117,15 +118,32 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def http_server(tmp_path):
+def serve_routes():
+    """A factory: ``serve_routes(routes)`` starts an HTTP server on 127.0.0.1 that serves
+    ``routes`` (see ``_Handler``) and returns its base URL; each one stops at teardown."""
+    servers = []
+
+    def serve(routes: dict) -> str:
+        handler = type("_Routes", (_Handler,), {"routes": routes})
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def http_server(tmp_path, serve_routes):
     write_imagefolder(tmp_path / "src", per_class=3)
     archive = zip_with(tmp_path / "pets.zip", [(p.relative_to(tmp_path / "src").as_posix(),
                                                 p.read_bytes())
                                                for p in sorted((tmp_path / "src").rglob("*.png"))])
     data = archive.read_bytes()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    _Handler.routes = {
+    base = serve_routes({
         "/pets.zip": ("application/zip", data),
         "/page.html": ("text/html", b"<!DOCTYPE html><html><body>Download here</body></html>"),
         "/forever.zip": ("forever", None),
@@ -134,9 +152,5 @@ def http_server(tmp_path):
         "/img/a.png": ("image/png", png_bytes(1)),
         "/img/b.png": ("image/png", png_bytes(2)),
         "/list.csv": ("text/csv", b"url,label\n/img/a.png,cat\nimg/b.png,dog\n/img/missing.png,dog\n"),
-    }
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield base, hashlib.sha256(data).hexdigest()
-    server.shutdown()
-    server.server_close()
+    })
+    return base, hashlib.sha256(data).hexdigest()

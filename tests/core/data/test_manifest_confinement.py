@@ -7,10 +7,8 @@ JSON manifests are a clear error, and an import that finds no image leaves nothi
 
 from __future__ import annotations
 
-import http.server
 import json
 import secrets
-import threading
 
 import pytest
 
@@ -19,25 +17,6 @@ from core.data.sources import import_source
 from core.data.sources.manifest import parse_manifest
 from core.errors import ImageLabError
 from tests.core.data.corpus import png_bytes
-
-
-class _Routes(http.server.BaseHTTPRequestHandler):
-    routes: dict = {}
-
-    def log_message(self, *args):  # keep test output clean
-        pass
-
-    def do_GET(self):
-        route = self.routes.get(self.path.split("?")[0])
-        if route is None:
-            self.send_error(404, "Not Found")
-            return
-        kind, payload = route
-        self.send_response(200)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
 
 
 @pytest.fixture
@@ -52,7 +31,7 @@ def secret(tmp_path):
 
 
 @pytest.fixture
-def manifest_server(secret, monkeypatch):
+def manifest_server(secret, monkeypatch, serve_routes):
     """Serves ``/data/list.csv`` and ``/data/list.json``; both name the secret by an
     absolute path, a ``~`` path, a ``file://`` URL and ``..`` paths, and two good images
     by relative URLs. ``/secret.png`` (what ``../secret.png`` would reach) is served too,
@@ -71,19 +50,13 @@ def manifest_server(secret, monkeypatch):
     json_rows = [{"path": str(path), "label": "cat"}, {"url": path.as_uri(), "label": "cat"},
                  {"path": "../secret.png", "label": "cat"}, {"url": "img/good.png", "label": "dog"},
                  {"path": {"nested": ["x"]}, "label": "dog"}]
-    _Routes.routes = {
+    return serve_routes({
         "/data/list.csv": ("text/csv", ("\n".join(csv_rows) + "\n").encode()),
         "/data/list.json": ("application/json", json.dumps(json_rows).encode()),
         "/data/img/good.png": ("image/png", png_bytes(1)),
         "/data/img/good2.png": ("image/png", png_bytes(2)),
         "/secret.png": ("image/png", path.read_bytes()),
-    }
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Routes)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    })
 
 
 def _assert_never_stored(ws, marker: bytes):
