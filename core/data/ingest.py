@@ -33,7 +33,7 @@ from typing import Callable, Iterable
 import numpy as np
 from PIL import Image
 
-from core.data.catalog import get_dataset_id, validate_dataset_name
+from core.data.catalog import find_dataset_id, get_dataset_id, validate_dataset_name
 from core.data.decode import DecodedImage
 from core.data.import_reading import SourceItem, clean_label, prepare_local, read_on_threads
 from core.data.import_rows import ImportReport, write_import
@@ -86,11 +86,9 @@ class DatasetWriter:
         self._committed = False
         if append:
             get_dataset_id(ws, name)  # raises a clear NotFoundError
-        else:
-            with ws.db() as conn:
-                if conn.execute("SELECT 1 FROM datasets WHERE name = ?", (name,)).fetchone():
-                    raise ImageLabError(f"a dataset named {name!r} already exists; choose another "
-                                        "--name, or add to it")
+        elif find_dataset_id(ws, name) is not None:
+            raise ImageLabError(f"a dataset named {name!r} already exists; choose another "
+                                "--name, or add to it")
         self._batch_rel = f"images/{name}-{secrets.token_hex(4)}"
         self._batch_dir = ws.root / self._batch_rel
         self._batch_dir.mkdir(parents=True, exist_ok=False)
@@ -200,7 +198,7 @@ class DatasetWriter:
         splits = assign_splits([p.label for p in self._pending],
                                [p.split for p in self._pending], self.fractions, self.seed)
         labels = sorted({p.label for p in self._pending if p.label is not None}, key=_natural_key)
-        order = [c for c in self.class_order if c in labels or not self._pending] + \
+        order = [c for c in self.class_order if c in labels] + \
                 [c for c in labels if c not in self.class_order]
         # A new dataset's flags are computed here from what the writer holds, and its
         # rows inserted with them; adding to a dataset re-flags it all after the insert.
@@ -221,8 +219,7 @@ class DatasetWriter:
 
     def _prebuild_cache(self) -> _CachePrebuild | None:
         pending = self._pending
-        if (not self.build_cache or self.append or not pending
-                or any(p.sha256 not in self._keep for p in pending)):
+        if not self.build_cache or self.append or any(p.sha256 not in self._keep for p in pending):
             return None
         size = import_side(median_side([max(p.width, p.height) for p in pending]))
         channels = 3 if any(p.mode != "L" for p in pending) else 1
@@ -242,9 +239,7 @@ class DatasetWriter:
                                   splits=splits, flags=flags, batch_rel=self._batch_rel,
                                   skipped=self.skipped, notes=self.notes, now=now)
         self._committed = True
-        if not self._pending:
-            shutil.rmtree(self._batch_dir, ignore_errors=True)
-        if self.build_cache and report.num_images:
+        if self.build_cache:    # commit() refused an empty import, so there are images
             size = import_cache_size(self.ws, report.dataset_id)
             prebuilt = None
             if prebuilding is not None:

@@ -105,10 +105,6 @@ class Workspace:
             raise WorkspaceError(f"path {relative!s} points outside the workspace")
         return path
 
-    def relative(self, path: Path) -> str:
-        """``path`` as a POSIX path relative to the workspace root (``ValueError`` if outside it)."""
-        return path.resolve().relative_to(self.root.resolve()).as_posix()
-
 
 def open_workspace(root: str | os.PathLike | None = None) -> Workspace:
     """Open (creating if needed) the workspace at ``root`` or ``$IMAGELAB_HOME``.

@@ -132,8 +132,7 @@ def manifest_items(writer: DatasetWriter, text: str, display: str, *, base_dir: 
                 continue
             if label is None:
                 writer.note(f"{where}: empty label, imported unlabelled")
-            items.append(SourceItem(target, lambda u=target: fetch_bytes(u, **(url_options or {})),
-                                    label, split or None))
+            items.append(_url_item(target, label, split, url_options))
             continue
         if label is None:
             writer.note(f"{where}: empty label, imported unlabelled")
@@ -141,8 +140,7 @@ def manifest_items(writer: DatasetWriter, text: str, display: str, *, base_dir: 
             target = url or path
             if base_url:
                 target = urljoin(base_url, target)
-            items.append(SourceItem(target, lambda u=target: fetch_bytes(u, **(url_options or {})),
-                                    label, split or None))
+            items.append(_url_item(target, label, split, url_options))
         elif path:
             p = Path(path).expanduser()
             if not p.is_absolute():
@@ -159,6 +157,12 @@ def manifest_items(writer: DatasetWriter, text: str, display: str, *, base_dir: 
         else:
             writer.skip(where, "no path or url in this row")
     return items
+
+
+def _url_item(url: str, label: str | None, split: str | None,
+              url_options: dict | None) -> SourceItem:
+    """A row naming ``url``, fetched (with every check) by ``fetch_bytes`` when read."""
+    return SourceItem(url, lambda: fetch_bytes(url, **(url_options or {})), label, split or None)
 
 
 def _remote_url(value: str, base_url: str | None, *, url_column: bool) -> tuple[str | None, str]:

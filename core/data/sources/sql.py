@@ -282,7 +282,7 @@ def import_sql(writer: DatasetWriter, url: str, query: str | None, *,
                         writer.skip(where, "the image column holds text, not bytes")
                         continue
                     data = bytes(value)
-                    items.append(SourceItem(f"{where}", lambda d=data: d, label, split))
+                    items.append(SourceItem(where, lambda d=data: d, label, split))
                 elif path_col is not None and row[path_col]:
                     p = Path(str(row[path_col])).expanduser()
                     if not p.is_absolute() and base_dir is not None:
