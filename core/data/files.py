@@ -33,18 +33,23 @@ def kind_refusal(mode: int) -> str | None:
     return _NOT_REGULAR
 
 
+def _stat(path: Path, what: str) -> os.stat_result:
+    """``os.stat(path)`` (links followed); ``ImageLabError`` naming ``what`` if it fails."""
+    try:
+        return os.stat(path)
+    except FileNotFoundError:
+        raise ImageLabError(f"{what} {path} not found") from None
+    except OSError as exc:
+        raise ImageLabError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+
+
 def check_regular_file(path: Path, what: str = "file") -> os.stat_result:
     """The ``os.stat`` of ``path`` (links followed) if it is a regular file.
 
     Raises ``ImageLabError`` for a folder, a device, a FIFO or a socket, and for a
     path that cannot be read (``what`` names the file in the message).
     """
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise ImageLabError(f"{what} {path} not found") from None
-    except OSError as exc:
-        raise ImageLabError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    st = _stat(path, what)
     reason = kind_refusal(st.st_mode)
     if reason:
         raise ImageLabError(f"{what} {path} {reason}")
@@ -54,12 +59,10 @@ def check_regular_file(path: Path, what: str = "file") -> os.stat_result:
 def check_file_or_folder(path: Path) -> os.stat_result:
     """The ``os.stat`` of a source ``path`` (links followed) if it is a regular file or a
     folder; raises ``ImageLabError`` for a device, a FIFO or a socket (and if unreadable)."""
-    try:
-        st = os.stat(path)
-    except OSError as exc:
-        raise ImageLabError(f"cannot read source {path}: {exc.strerror or exc}") from None
-    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
-        raise ImageLabError(f"source {path} {_NOT_REGULAR}")
+    st = _stat(path, "source")
+    reason = None if stat.S_ISDIR(st.st_mode) else kind_refusal(st.st_mode)
+    if reason:
+        raise ImageLabError(f"source {path} {reason}")
     return st
 
 

@@ -21,6 +21,7 @@ import secrets
 import shutil
 import tarfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -260,7 +261,7 @@ def _extract_tar(path, dest, writer, display, limits, progress) -> int:
                 count += 1
                 if progress and count % 200 == 0:
                     progress(count, None, f"extracting {display}")
-        except (tarfile.TarError, OSError, EOFError, zlib_error()) as exc:
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:   # zlib: a damaged stream
             writer.skip(f"{display}:(after {count} files)",
                         f"damaged archive: {exc or type(exc).__name__}; the rest was not read")
     return count
@@ -269,12 +270,6 @@ def _extract_tar(path, dest, writer, display, limits, progress) -> int:
 def _skip_rest(writer, display: str, remaining: int | None, reason: str) -> None:
     what = f"the remaining {remaining} entries" if remaining is not None else "the rest of the archive"
     writer.skip(f"{display}:(rest)", f"{what} not extracted: {reason}")
-
-
-def zlib_error():
-    """``zlib.error``, the exception a damaged compressed stream raises while extracting."""
-    import zlib
-    return zlib.error
 
 
 def _unwrap(root: Path) -> Path:
