@@ -35,21 +35,19 @@ def iter_image_bytes(paths: list[str | Path]) -> Iterator[tuple[str, bytes | Non
             yield str(path), None, "no such file or folder"
         elif path.is_dir():
             for f in sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS):
-                if f.is_file():
+                if not f.is_dir():
                     yield from _read_file(f)
-                elif not f.is_dir():   # a FIFO or device named like an image: never read
-                    yield str(f), None, "not a regular file (a device, pipe or socket)"
-        elif not path.is_file():       # /dev/zero, a FIFO: reading it may never end
-            yield str(path), None, "not a regular file (a device, pipe or socket)"
-        elif path.suffix.lower() == ".zip":
-            yield from _read_zip(path)
+        elif path.suffix.lower() == ".zip" and path.is_file():
+            yield from _read_zip(path, path.name)
         else:
             yield from _read_file(path)
 
 
 def _read_file(path: Path) -> Iterator[tuple[str, bytes | None, str]]:
     try:
-        data = read_file(path)   # refuses a non-regular file on the open descriptor too
+        # Refuses a device, FIFO or socket (/dev/zero, a pipe named like an image: reading
+        # one may never end) before opening it and again on the open descriptor.
+        data = read_file(path)
     except ImageLabError as exc:
         yield str(path), None, str(exc)
     except OSError as exc:
@@ -71,13 +69,13 @@ def iter_upload_bytes(uploads: list[tuple[str, bytes]]
             yield name, data, ""
 
 
-def _read_zip(source: Path | io.BytesIO, label: str | None = None
+def _read_zip(source: Path | io.BytesIO, label: str
               ) -> Iterator[tuple[str, bytes | None, str]]:
-    label = label or Path(source).name
+    """Members of the zip ``source``, named ``<label>:<member>``."""
     try:
         zf = zipfile.ZipFile(source)
     except (zipfile.BadZipFile, OSError) as exc:
-        yield (label if isinstance(source, io.BytesIO) else str(source)), None, \
+        yield (str(source) if isinstance(source, Path) else label), None, \
             f"not a readable zip: {exc}"
         return
     total = 0

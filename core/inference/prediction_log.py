@@ -51,16 +51,27 @@ class PredictionLog:
         return self.path.with_name(f"{self.path.name}.{n}")
 
     def append(self, record: dict) -> None:
-        """Append ``record`` as one JSON line (see ``append_log``), rotating first if needed."""
-        size = len(json.dumps(record, separators=(",", ":"))) + 1
+        """Append ``record`` as one JSON line, rotating first if the line would pass the limit.
+
+        Lines are ``{ts, status, label, top_class, confidence, latency_ms, unknown, error}``
+        (``label``/``top_class``/``confidence`` are null for refused requests). The line is
+        serialised once and written with a single ``write`` on an ``O_APPEND`` file: once it
+        returns the line is in the kernel, so a killed server keeps it. The work per request
+        is one ``stat`` (the rotation check), one open, one write, one close.
+        """
+        line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
         with self._lock:
             try:
                 current = self.path.stat().st_size
             except FileNotFoundError:
                 current = 0
-            if current and current + size > self.max_bytes:
+            if current and current + len(line) > self.max_bytes:
                 self.rotate()
-            append_log(self.path, record)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, line)
+            finally:
+                os.close(fd)
 
     def rotate(self) -> None:
         """Shift the rotated files up by one (dropping the last) and move the live file to ``.1``."""
@@ -69,18 +80,3 @@ class PredictionLog:
                 os.replace(self.backup(n), self.backup(n + 1))
         os.replace(self.path, self.backup(1))
 
-
-def append_log(path: Path, record: dict) -> None:
-    """Append one JSON line with a single ``write`` on an ``O_APPEND`` file.
-
-    Lines are ``{ts, status, label, top_class, confidence, latency_ms, unknown, error}``
-    (``label``/``top_class``/``confidence`` are null for refused requests). Once ``write``
-    returns the line is in the kernel, so a killed server keeps it; the work per request
-    is one open, one write, one close.
-    """
-    line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line)
-    finally:
-        os.close(fd)

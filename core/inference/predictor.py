@@ -1,7 +1,7 @@
 """Predict on images with a finished run's model, exactly as it was trained.
 
 The model comes from ``load_run_model`` (``core.training.run_model``, re-exported
-here with ``LoadedModel``, ``checkpoint_path`` and ``read_temperature``): its
+here with ``LoadedModel`` and ``checkpoint_path``): its
 ``preprocessing`` is the input contract (``core.data.preprocess.Preprocessing``)
 that the training cache and the export bundle use too. ``predict_one`` is the
 shortest path for one image (the Demo and the service); ``decode_for_prediction``
@@ -20,11 +20,11 @@ from PIL import Image
 
 from core.data.decode import BadImage, decode_image
 from core.errors import ImageLabError
-from core.training.run_model import LoadedModel, checkpoint_path, load_run_model, read_temperature
+from core.training.run_model import LoadedModel, checkpoint_path, load_run_model
 
 # The run-model loader lives in core.training.run_model (below evaluation and inference);
 # it is re-exported here because the demo path, the service and the UI start from here.
-__all__ = ["LoadedModel", "checkpoint_path", "load_run_model", "read_temperature",
+__all__ = ["LoadedModel", "checkpoint_path", "load_run_model",
            "decode_for_prediction", "Prediction", "predict_one", "single_input", "planar_pixels"]
 
 

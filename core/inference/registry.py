@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from core.errors import ImageLabError, NotFoundError
-from core.inference.predictor import LoadedModel, checkpoint_path, load_run_model
+from core.inference.predictor import LoadedModel, load_run_model
 from core.store.run_paths import run_paths
 from core.store.workspace import Workspace, atomic_write_text
 
@@ -179,4 +179,4 @@ def accuracy_coverage_for(ws: Workspace, run_id: str) -> dict | None:
 
 
 __all__ = ["ModelCard", "model_card", "finished_run_ids", "set_name", "set_champion", "champion",
-           "cpu_latency_ms", "accuracy_coverage_for", "checkpoint_path"]
+           "cpu_latency_ms", "accuracy_coverage_for"]

@@ -42,7 +42,7 @@ from core.inference.service_security import (
     check_allowed_host,
     check_api_key,
 )
-from core.store.run_paths import checked_run_id, run_paths
+from core.store.run_paths import checked_run_id
 from core.store.workspace import Workspace
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -244,13 +244,11 @@ def create_app(ws: Workspace, run_id: str, *, threshold: float = 0.0,
     hosts = frozenset(check_allowed_host(h) for h in (allowed_hosts or LOOPBACK_HOSTS))
     prediction_log = PredictionLog(prediction_log_path(ws, run_id), log_max_bytes, log_backups)
     lm = load_run_model(ws, run_id)
-    log_path = prediction_log.path
-    run_paths(ws, run_id).service_dir.mkdir(exist_ok=True)
+    prediction_log.path.parent.mkdir(exist_ok=True)        # runs/<id>/service/
     metrics = Metrics()
     app = FastAPI(title="ImageLab prediction service", version="1",
                   docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.model, app.state.metrics, app.state.log_path = lm, metrics, log_path
-    app.state.allowed_hosts = hosts
+    app.state.model, app.state.metrics, app.state.log_path = lm, metrics, prediction_log.path
     app.add_middleware(SecurityMiddleware, allowed_hosts=hosts, api_key=api_key)
     app.add_middleware(MetricsMiddleware, metrics=metrics)   # outermost: counts refusals too
 
