@@ -8,7 +8,7 @@ import streamlit as st
 
 from core.labels import classes as label_classes
 from core.store.workspace import Workspace
-from dashboard.label_actions import NO_LABEL, run_edit
+from dashboard.label_actions import NO_LABEL, chosen_label, run_edit
 
 
 def class_manager(ws: Workspace, dataset: str) -> None:
@@ -25,22 +25,31 @@ def class_manager(ws: Workspace, dataset: str) -> None:
     with add:
         st.text_input("New class name", key="cls_add_name")
         st.text_input("Description (optional)", key="cls_add_desc")
-        st.button("Add class", key="cls_add", on_click=_add, args=(ws, dataset))
+        st.button("Add class", key="cls_add", on_click=_edit,
+                  args=(label_classes.add_class, ws, dataset, "cls_add_name", "cls_add_desc"),
+                  kwargs={"ok": "Class added"})
     if not names:
         return
     with rename:
         st.selectbox("Class", names, key="cls_ren_old")
         st.text_input("New name", key="cls_ren_new")
-        st.button("Rename", key="cls_ren", on_click=_rename, args=(ws, dataset))
+        st.button("Rename", key="cls_ren", on_click=_edit,
+                  args=(label_classes.rename_class, ws, dataset, "cls_ren_old", "cls_ren_new"),
+                  kwargs={"ok": "Class renamed"})
     with describe:
         st.selectbox("Class", names, key="cls_desc_name")
         st.text_area("Description", key="cls_desc_text",
                      placeholder="What belongs in this class, and what does not")
-        st.button("Save description", key="cls_desc", on_click=_describe, args=(ws, dataset))
+        st.button("Save description", key="cls_desc", on_click=_edit,
+                  args=(label_classes.set_description, ws, dataset, "cls_desc_name",
+                        "cls_desc_text"),
+                  kwargs={"ok": "Description saved"})
     with merge:
         st.selectbox("Merge this class…", names, key="cls_merge_src")
         st.selectbox("…into this class", names, key="cls_merge_dst", index=min(1, len(names) - 1))
-        st.button("Merge", key="cls_merge", on_click=_merge, args=(ws, dataset))
+        st.button("Merge", key="cls_merge", on_click=_edit,
+                  args=(label_classes.merge_classes, ws, dataset, "cls_merge_src", "cls_merge_dst"),
+                  kwargs={"ok": "Classes merged"})
     with delete:
         st.selectbox("Class to delete", names, key="cls_del_name")
         st.selectbox("Its images", [NO_LABEL] + names, key="cls_del_to",
@@ -51,32 +60,11 @@ def class_manager(ws: Workspace, dataset: str) -> None:
 # Class edits name classes, not image labels: they read the names typed or picked
 # when the button is clicked (core checks that the classes exist).
 
-def _add(ws, dataset) -> None:
-    state = st.session_state
-    run_edit(label_classes.add_class, ws, dataset, state.cls_add_name, state.cls_add_desc,
-             ok="Class added")
-
-
-def _rename(ws, dataset) -> None:
-    state = st.session_state
-    run_edit(label_classes.rename_class, ws, dataset, state.cls_ren_old, state.cls_ren_new,
-             ok="Class renamed")
-
-
-def _describe(ws, dataset) -> None:
-    state = st.session_state
-    run_edit(label_classes.set_description, ws, dataset, state.cls_desc_name, state.cls_desc_text,
-             ok="Description saved")
-
-
-def _merge(ws, dataset) -> None:
-    state = st.session_state
-    run_edit(label_classes.merge_classes, ws, dataset, state.cls_merge_src, state.cls_merge_dst,
-             ok="Classes merged")
+def _edit(edit, ws, dataset, *keys: str, ok: str) -> None:
+    """Run ``edit(ws, dataset, *values)``, the values read from the widgets ``keys`` now."""
+    run_edit(edit, ws, dataset, *(st.session_state[k] for k in keys), ok=ok)
 
 
 def _delete(ws, dataset) -> None:
-    state = st.session_state
-    target = None if state.cls_del_to == NO_LABEL else state.cls_del_to
-    run_edit(label_classes.delete_class, ws, dataset, state.cls_del_name, reassign_to=target,
-             ok="Class deleted")
+    run_edit(label_classes.delete_class, ws, dataset, st.session_state.cls_del_name,
+             reassign_to=chosen_label("cls_del_to"), ok="Class deleted")
