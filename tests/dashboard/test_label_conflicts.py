@@ -48,6 +48,19 @@ def _assert_refused(at: AppTest, ws, dataset: str, image_id: int, kept: str, ref
     assert not any("is now" in s.value or "Relabelled" in s.value for s in at.success)
 
 
+def _b_saves_then_a_is_refused(ws, dataset: str, image_id: int, tab_a: AppTest, tab_b: AppTest,
+                               save_key: str, saved: str, a_label: str, b_label: str) -> None:
+    """Tab B clicks ``save_key`` and is told ``saved``; then tab A, still showing the
+    old label, clicks it too and is refused."""
+    tab_b.button(key=save_key).click().run()
+    assert not tab_b.exception, [e.message for e in tab_b.exception]
+    assert any(saved in s.value for s in tab_b.success)
+    assert _label(ws, dataset, image_id) == b_label
+
+    tab_a.button(key=save_key).click().run()
+    _assert_refused(tab_a, ws, dataset, image_id, kept=b_label, refused=a_label)
+
+
 def test_label_page_detail_second_tab_gets_a_conflict(sample_workspace):
     ws = sample_workspace
     tab_a = open_page("pages/2_Label.py", 120, check=True)
@@ -81,13 +94,8 @@ def test_data_page_detail_second_tab_gets_a_conflict(sample_workspace):
     tab_a.selectbox(key=f"data_fix_{image_id}").set_value(a_label).run()
     tab_b.selectbox(key=f"data_fix_{image_id}").set_value(b_label).run()
 
-    tab_b.button(key=f"data_fix_save_{image_id}").click().run()
-    assert not tab_b.exception, [e.message for e in tab_b.exception]
-    assert any(f"is now {b_label}" in s.value for s in tab_b.success)
-    assert _label(ws, "digits", image_id) == b_label
-
-    tab_a.button(key=f"data_fix_save_{image_id}").click().run()
-    _assert_refused(tab_a, ws, "digits", image_id, kept=b_label, refused=a_label)
+    _b_saves_then_a_is_refused(ws, "digits", image_id, tab_a, tab_b, f"data_fix_save_{image_id}",
+                               f"is now {b_label}", a_label, b_label)
 
 
 def test_evaluate_fix_panel_second_tab_gets_a_conflict(trained_workspace):
@@ -124,13 +132,8 @@ def test_evaluate_fix_panel_second_tab_gets_a_conflict(trained_workspace):
         tabs.append(tab)
     tab_a, tab_b = tabs
 
-    tab_b.button(key=f"{panel}-relabel").click().run()
-    assert not tab_b.exception, [e.message for e in tab_b.exception]
-    assert any(f"Relabelled 1 image(s) as {b_label}" in s.value for s in tab_b.success)
-    assert _label(ws, "digits", image_id) == b_label
-
-    tab_a.button(key=f"{panel}-relabel").click().run()
-    _assert_refused(tab_a, ws, "digits", image_id, kept=b_label, refused=a_label)
+    _b_saves_then_a_is_refused(ws, "digits", image_id, tab_a, tab_b, f"{panel}-relabel",
+                               f"Relabelled 1 image(s) as {b_label}", a_label, b_label)
 
 
 def test_label_page_review_accept_from_a_stale_tab_gets_a_conflict(trained_workspace):
