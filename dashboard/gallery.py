@@ -6,7 +6,7 @@ import streamlit as st
 
 from core.data.gallery import image_page
 from core.data.image_rows import QUALITY_FILTERS, ImageRow
-from dashboard.label_actions import show_flash
+from dashboard.label_actions import show_flash, show_label
 from dashboard.quality import image_detail_view
 
 
@@ -17,7 +17,7 @@ def thumbnail_grid(rows: list[ImageRow], columns: int = 8) -> None:
     cols = st.columns(columns)
     for k, row in enumerate(rows):
         with cols[k % columns]:
-            label = row.label if row.label is not None else "(unlabelled)"
+            label = show_label(row.label)
             if row.thumb.exists():
                 st.image(str(row.thumb), caption=f"{label} · {row.split}", width="stretch")
             else:
@@ -25,6 +25,16 @@ def thumbnail_grid(rows: list[ImageRow], columns: int = 8) -> None:
 
 
 PAGE_SIZE = 32
+
+
+def page_stack(key: str, filters) -> list[int]:
+    """The keyset-paging stack kept in ``st.session_state[key + "_stack"]``: the id each
+    visited page starts after (``after_id``). A change of ``filters`` starts again at the
+    first page."""
+    if st.session_state.get(f"{key}_filters") != filters:
+        st.session_state[f"{key}_filters"] = filters
+        st.session_state[f"{key}_stack"] = [0]
+    return st.session_state[f"{key}_stack"]
 
 
 @st.fragment
@@ -35,10 +45,7 @@ def paged_gallery(ws, dataset: str, classes: list[str]) -> None:
     split = f2.selectbox("Split", ["(all)", "train", "val", "test"], key="gallery_split")
     flag = f3.selectbox("Quality flag", ["(any)", *QUALITY_FILTERS], key="gallery_flag")
     filters = (dataset, label, split, flag)
-    if st.session_state.get("gallery_filters") != filters:
-        st.session_state["gallery_filters"] = filters
-        st.session_state["gallery_stack"] = [0]   # after_id of each page visited
-    stack = st.session_state["gallery_stack"]
+    stack = page_stack("gallery", filters)
     rows = image_page(ws, dataset, label=None if label == "(all)" else ("" if label == "(unlabelled)"
                                                                         else label),
                       split=None if split == "(all)" else split,

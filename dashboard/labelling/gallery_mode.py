@@ -15,6 +15,7 @@ from core.labels import classes as label_classes
 from core.labels import relabel
 from core.labels.selection import UNLABELLED, ImageFilter, count_matching, find_images, matching_labels
 from core.store.workspace import Workspace
+from dashboard.gallery import page_stack
 from dashboard.label_actions import NO_LABEL, chosen_label, edit_button, run_edit, show_label
 from dashboard.labelling.common import ALL, label_choice
 from dashboard.labelling.detail import image_detail
@@ -67,10 +68,7 @@ def _page(ws, dataset: str, flt: ImageFilter) -> tuple[list, bool, list[int]]:
     page starts after, so "Previous" pops it and "Next" pushes the last id shown.
     A change of dataset or filter starts again at the first page.
     """
-    if st.session_state.get("gal_filters") != (dataset, flt):
-        st.session_state["gal_filters"] = (dataset, flt)
-        st.session_state["gal_stack"] = [0]
-    stack = st.session_state["gal_stack"]
+    stack = page_stack("gal", (dataset, flt))
     rows = find_images(ws, dataset, flt, after_id=stack[-1], limit=PAGE_SIZE + 1)
     if not rows and len(stack) > 1:   # the page emptied (its images left the filter): step back
         stack.pop()
