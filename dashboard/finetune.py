@@ -62,10 +62,12 @@ def source_picker(ws) -> tuple[str | None, str | None]:
                         ["compact", "wide", "pytorch-cnn", "keras-mnist", *TORCHVISION_ARCHS],
                         key="ft_file_arch")
     if up is not None:
-        dest = ws.root / "uploads" / "weights"
-        dest.mkdir(parents=True, exist_ok=True)
-        target = dest / Path(up.name).name
-        target.write_bytes(up.getvalue())
+        target = ws.root / "uploads" / "weights" / Path(up.name).name
+        saved = (up.file_id, str(target))     # written once per upload, not on every rerun
+        if st.session_state.get("ft_upload_saved") != saved or not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(up.getvalue())
+            st.session_state["ft_upload_saved"] = saved
         return str(target), arch
     return path, arch
 
