@@ -15,7 +15,6 @@ from __future__ import annotations
 from core.errors import ImageLabError
 from core.finetune.groups import FreezeSchedule, layer_groups, param_groups, resolve_freeze, resolve_lr_mults
 from core.finetune.setup import FinetuneConfig, prepare_finetune
-from core.store.run_paths import RunPaths
 from core.training.checkpoint import load_checkpoint
 from core.training.data import BatchAugment
 from core.training.optim import optimizer_for
@@ -67,7 +66,7 @@ class FineTuning(Callback):
     @staticmethod
     def _initial_weights(trainer: Trainer) -> dict:
         ft = trainer.cfg.finetune
-        path = RunPaths(trainer.run_dir).init if trainer.run_dir is not None else None
+        path = trainer.paths.init if trainer.paths is not None else None
         if path is not None and path.exists():
             return load_checkpoint(path, map_location="cpu")
         if trainer.ws is None:

@@ -125,10 +125,7 @@ def create_finetune_run(ws: Workspace, cfg: TrainConfig, ft: FinetuneConfig, *,
 
 def start_finetune(ws: Workspace, cfg: TrainConfig, ft: FinetuneConfig, *, name: str = "") -> Run:
     """Create a fine-tuning run and queue it as a background job."""
-    run = create_finetune_run(ws, cfg, ft, name=name)
-    jobs.enqueue(ws, run.id, resume=False)
-    jobs.dispatch(ws)
-    return get_run(ws, run.id)
+    return jobs.queue_run(ws, create_finetune_run(ws, cfg, ft, name=name).id)
 
 
 def read_finetune_info(folder: Path) -> dict:

@@ -19,7 +19,7 @@ import torch
 from core.data.files import check_regular_file
 from core.errors import ImageLabError, NotFoundError
 from core.models.torchvision_models import TORCHVISION_ARCHS
-from core.store.run_paths import RunPaths
+from core.store.run_paths import run_paths
 from core.store.workspace import Workspace
 from core.training.checkpoint import load_checkpoint
 
@@ -83,8 +83,8 @@ def run_weights(ws: Workspace, run_id: str) -> SourceWeights:
 
     Raises ``ImageLabError`` when the run has no checkpoint yet or the file is not an ImageLab
     checkpoint."""
-    folder = ws.runs_dir / run_id
-    path = next((p for p in (RunPaths(folder).best, RunPaths(folder).last) if p.exists()), None)
+    paths = run_paths(ws, run_id)
+    path = next((p for p in (paths.best, paths.last) if p.exists()), None)
     if path is None:
         raise ImageLabError(f"run {run_id} has no checkpoint yet (best.pt or last.pt); "
                             "fine-tune from a run that trained at least one epoch")

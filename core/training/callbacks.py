@@ -43,15 +43,15 @@ class RunFiles(Callback):
     ``status.json`` (what the run is doing now)."""
 
     def __init__(self, run_dir: Path):
-        self.run_dir = run_dir
+        self.paths = RunPaths(run_dir)
         self.status: dict = {}
 
     def _write_status(self, **changes) -> None:
         self.status.update(changes, updated_at=time.time())
-        atomic_write_text(RunPaths(self.run_dir).status, json.dumps(self.status))
+        atomic_write_text(self.paths.status, json.dumps(self.status))
 
     def _append(self, record: dict) -> None:
-        with open(RunPaths(self.run_dir).metrics, "a") as fh:
+        with open(self.paths.metrics, "a") as fh:
             fh.write(json.dumps(record) + "\n")
 
     def on_start(self, info: dict) -> None:
@@ -65,7 +65,7 @@ class RunFiles(Callback):
     def _trim_metrics(self, global_step: int, epoch: int) -> None:
         """Forget records after the checkpoint being (re)started from: a killed trainer may
         have logged steps it never saved, and a restart from scratch begins a new curve."""
-        path = RunPaths(self.run_dir).metrics
+        path = self.paths.metrics
         if not path.exists():
             return
         kept = []
@@ -228,8 +228,8 @@ def write_val_predictions(t: Trainer, path: Path) -> None:
     for label review: ``image_ids``, ``probs``, ``class_names``, ``source='val'``,
     ``label_version``."""
     model = t.bare_model
-    if t.run_dir is not None and RunPaths(t.run_dir).best.exists():
-        model.load_state_dict(load_checkpoint(RunPaths(t.run_dir).best, t.device)["model"])
+    if t.paths is not None and t.paths.best.exists():
+        model.load_state_dict(load_checkpoint(t.paths.best, t.device)["model"])
     split = t.data.val
     probs = predict_probs(t, model, split)
     buf = io.BytesIO()

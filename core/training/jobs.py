@@ -23,10 +23,10 @@ from pathlib import Path
 
 from core.device import pick_device
 from core.errors import ImageLabError
-from core.store.run_paths import RunPaths
+from core.store.run_paths import run_paths
 from core.store.workspace import Workspace
 from core.training.config import TrainConfig
-from core.training.runs import FINAL, Run, create_run, get_run, read_log, run_folder, set_status
+from core.training.runs import FINAL, Run, create_run, get_run, read_log, set_status
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,10 +38,7 @@ def device_key(cfg_device: str) -> str:
 
 def start_run(ws: Workspace, cfg: TrainConfig, *, name: str = "") -> Run:
     """Create a run and queue it; it starts at once when its device is idle."""
-    run = create_run(ws, cfg, status="queued", name=name)
-    enqueue(ws, run.id, resume=False)
-    dispatch(ws)
-    return get_run(ws, run.id)
+    return queue_run(ws, create_run(ws, cfg, status="queued", name=name).id)
 
 
 def resume_run(ws: Workspace, run_id: str) -> Run:
@@ -54,9 +51,7 @@ def resume_run(ws: Workspace, run_id: str) -> Run:
     # No checkpoint yet (stopped or killed before the first save): start it over.
     set_status(ws, run_id, "queued", "waiting to resume" if has_checkpoint else
                "no checkpoint yet: restarting from the beginning")
-    enqueue(ws, run_id, resume=has_checkpoint)
-    dispatch(ws)
-    return get_run(ws, run_id)
+    return queue_run(ws, run_id, resume=has_checkpoint)
 
 
 def stop_run(ws: Workspace, run_id: str) -> Run:
@@ -75,10 +70,16 @@ def stop_run(ws: Workspace, run_id: str) -> Run:
     return get_run(ws, run_id)
 
 
-def enqueue(ws: Workspace, run_id: str, resume: bool) -> None:
-    """Queue a training job for ``run_id`` on the device its config names; ``resume`` continues
-    from ``last.pt``."""
-    cfg = json.loads(RunPaths(run_folder(ws, run_id)).config.read_text())
+def queue_run(ws: Workspace, run_id: str, *, resume: bool = False) -> Run:
+    """Queue a training job for the existing run ``run_id`` (``resume``: from its ``last.pt``)
+    and start it if its device is idle; returns the run as it is now."""
+    _enqueue(ws, run_id, resume)
+    dispatch(ws)
+    return get_run(ws, run_id)
+
+
+def _enqueue(ws: Workspace, run_id: str, resume: bool) -> None:
+    cfg = json.loads(run_paths(ws, run_id).config.read_text())
     args = ["--resume"] if resume else []
     with ws.write() as conn:
         conn.execute("INSERT INTO jobs (run_id, kind, device, status, args_json, created_at) "
@@ -114,12 +115,12 @@ def dispatch(ws: Workspace) -> list[str]:
 
 
 def _launch(ws: Workspace, run_id: str, extra: list[str], job_id: int) -> int:
-    folder = run_folder(ws, run_id)
-    log = open(RunPaths(folder).log, "ab")
+    paths = run_paths(ws, run_id)
+    log = open(paths.log, "ab")
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     cmd = [sys.executable, "-m", "core", "train", "--home", str(ws.root), "--run-dir",
-           str(folder), "--job-id", str(job_id), *extra]
+           str(paths.folder), "--job-id", str(job_id), *extra]
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     log.close()

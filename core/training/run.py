@@ -26,7 +26,7 @@ import torch
 from core.device import pick_device
 from core.errors import ImageLabError
 from core.models import create_model
-from core.store.run_paths import RunPaths
+from core.store.run_paths import RunPaths, run_paths
 from core.store.workspace import Workspace
 from core.training.callbacks import (
     Callback,
@@ -43,7 +43,7 @@ from core.training.data import BatchAugment, class_weights, load_training_data, 
 from core.training.ddp import DistContext
 from core.training.loop import autocast_for, end_epoch, train_one_epoch
 from core.training.optim import build_optimizer
-from core.training.runs import load_run_config, run_folder
+from core.training.runs import load_run_config
 from core.training.trainer import Trainer
 
 # Config sections the engine does not apply itself: a callback must (``config_sections``).
@@ -70,7 +70,7 @@ def seed_everything(seed: int, deterministic: bool) -> None:
 
 def build_trainer(ws: Workspace, cfg: TrainConfig, *, dist: DistContext | None = None,
                   run_dir: Path | None = None,
-                  callbacks: Callback | list[Callback] | None = None,
+                  callbacks: list[Callback] | CallbackList | None = None,
                   progress=None) -> Trainer:
     """A ready ``Trainer`` for a resolved ``cfg`` (``prepare_config``): data on the device,
     model, optimizer, precision, augmentation, loss and sampler; then every callback's
@@ -80,8 +80,7 @@ def build_trainer(ws: Workspace, cfg: TrainConfig, *, dist: DistContext | None =
     ``progress`` reports the data loading. A config section that no callback applies
     (``Callback.config_sections``, e.g. ``finetune``) is refused rather than ignored.
     """
-    cb = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
-        [callbacks] if isinstance(callbacks, Callback) else list(callbacks or []))
+    cb = callbacks if isinstance(callbacks, CallbackList) else CallbackList(callbacks or [])
     for section in CALLBACK_SECTIONS:
         if getattr(cfg, section) and not any(section in c.config_sections for c in cb):
             raise ImageLabError(f"this config has a {section!r} section but no callback "
@@ -156,21 +155,22 @@ def train_run(ws: Workspace, run_id: str, *, resume: bool = False,
     then raised again.
     """
     dist = dist or DistContext()
-    run_dir = run_folder(ws, run_id)
+    paths = run_paths(ws, run_id)
+    run_dir = paths.folder
     cfg = load_run_config(run_dir)
     cb = run_callbacks(ws, run_id, cfg, run_dir, dist, list(callbacks or []))
     if dist.is_main:
-        RunPaths(run_dir).stop.unlink(missing_ok=True)
+        paths.stop.unlink(missing_ok=True)
     t = None
     started = time.time()
     try:
         dist.init(pick_device(cfg.device).split(":")[0])
         t = build_trainer(ws, cfg, dist=dist, run_dir=run_dir, callbacks=cb, progress=progress)
         if resume:
-            if not RunPaths(run_dir).last.exists():
+            if not paths.last.exists():
                 raise ImageLabError(f"run {run_id} has no checkpoint to resume from "
                                     "(it stopped before its first step); start a new run")
-            t.restore(load_checkpoint(RunPaths(run_dir).last, map_location=t.device))
+            t.restore(load_checkpoint(paths.last, map_location=t.device))
         cb.on_start({"run_id": run_id, "pid": os.getpid(), "dataset": cfg.dataset,
                      "arch": cfg.arch, "device": str(t.device), "precision": cfg.precision,
                      "image_size": cfg.image_size, "epochs": cfg.epochs,
@@ -193,7 +193,7 @@ def train_run(ws: Workspace, run_id: str, *, resume: bool = False,
         raise
     finally:
         if dist.is_main:
-            RunPaths(run_dir).stop.unlink(missing_ok=True)
+            paths.stop.unlink(missing_ok=True)
     summary = run_summary(run_id, status, message, t)
     cb.on_end(summary)
     return summary

@@ -65,11 +65,6 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
 
 
-def run_folder(ws: Workspace, run_id: str) -> Path:
-    """The run's folder under the workspace's ``runs/`` (``ImageLabError`` for a malformed id)."""
-    return run_paths(ws, run_id).folder
-
-
 def device_bf16(device_type: str) -> bool:
     """Whether this device type trains fast in bfloat16 (CUDA with bf16 support, or a CPU with
     native bf16)."""
@@ -100,11 +95,11 @@ def create_run(ws: Workspace, cfg: TrainConfig, *, status: str = "queued", name:
     cfg = prepare_config(ws, cfg)
     facts = dataset_facts(ws, cfg.dataset, cfg.label_version)
     run_id = new_run_id()
-    folder = run_folder(ws, run_id)
-    folder.mkdir(parents=True)
-    atomic_write_text(RunPaths(folder).config, cfg.to_json())
-    atomic_write_text(RunPaths(folder).classes, json.dumps(facts.class_names))
-    atomic_write_text(RunPaths(folder).status, json.dumps(
+    paths = run_paths(ws, run_id)
+    paths.folder.mkdir(parents=True)
+    atomic_write_text(paths.config, cfg.to_json())
+    atomic_write_text(paths.classes, json.dumps(facts.class_names))
+    atomic_write_text(paths.status, json.dumps(
         {"status": status, "epoch": 0, "epochs": cfg.epochs, "updated_at": time.time()}))
     with ws.write() as conn:
         conn.execute("INSERT INTO runs (id, dataset_id, kind, name, status, config_json, "
@@ -138,7 +133,7 @@ def list_runs(ws: Workspace, limit: int = 50, dataset: str | None = None) -> lis
 def _to_run(ws: Workspace, r) -> Run:
     return Run(r["id"], r["dataset"], r["status"], json.loads(r["config_json"] or "{}"),
                json.loads(r["metrics_json"] or "{}"), r["label_version"], r["pid"], r["message"],
-               r["created_at"], r["started_at"], r["finished_at"], run_folder(ws, r["id"]),
+               r["created_at"], r["started_at"], r["finished_at"], run_paths(ws, r["id"]).folder,
                r["kind"] or "train", r["name"] or "")
 
 
@@ -151,10 +146,10 @@ def set_status(ws: Workspace, run_id: str, status: str, message: str = "",
                      "finished_at=CASE WHEN ? IN ('finished','stopped','failed') THEN ? "
                      "ELSE finished_at END WHERE id=?",
                      (status, message, pid, status, now, run_id))
-    folder = run_folder(ws, run_id)
-    st = read_status(folder)
+    paths = run_paths(ws, run_id)
+    st = read_status(paths.folder)
     st.update(status=status, message=message, updated_at=now)
-    atomic_write_text(RunPaths(folder).status, json.dumps(st))
+    atomic_write_text(paths.status, json.dumps(st))
 
 
 def read_status(folder: Path) -> dict:

@@ -163,6 +163,14 @@ class Trainer:
     accum: dict = field(default_factory=dict)
     history: list = field(default_factory=list)
     last_save: float = field(default_factory=time.monotonic)   # for mid-epoch checkpoints
+    paths: RunPaths | None = field(init=False, default=None, repr=False)   # of run_dir
+    # The STOP file this process polls at every step: rank 0's only, named once here.
+    _stop_file: Path | None = field(init=False, default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.paths = RunPaths(self.run_dir) if self.run_dir is not None else None
+        self._stop_file = self.paths.stop if self.paths is not None and self.dist.is_main \
+            else None
 
     @property
     def bare_model(self) -> torch.nn.Module:
@@ -176,8 +184,7 @@ class Trainer:
 
     def stop_requested(self) -> bool:
         """A SIGTERM or the run folder's STOP file (on any rank, under DDP)."""
-        local = self.stop_flag or (self.run_dir is not None and self.dist.is_main
-                                   and RunPaths(self.run_dir).stop.exists())
+        local = self.stop_flag or (self._stop_file is not None and self._stop_file.exists())
         return self.dist.any_flag(local, self.device) if self.dist.enabled else local
 
     def state(self) -> dict:
@@ -198,9 +205,9 @@ class Trainer:
     def save(self, name: str) -> None:
         """Write the checkpoint ``best`` or ``last`` into the run folder (rank 0 only;
         nothing without a run folder)."""
-        if self.run_dir is None or not self.dist.is_main:
+        if self.paths is None or not self.dist.is_main:
             return
-        path = RunPaths(self.run_dir).checkpoint(name)
+        path = self.paths.checkpoint(name)
         save_checkpoint(self.state(), path)
         self.last_save = time.monotonic()
         self.callbacks.on_checkpoint(path, path.stem)
