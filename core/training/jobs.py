@@ -1,6 +1,7 @@
 """Background runs: each run is its own OS process; a queue runs one job at a time per device.
 
-- ``start_run`` creates a run and queues a job; ``dispatch`` starts the oldest queued job on
+- ``start_run`` creates a run and queues a job (``queue_run``, which fine-tuning runs use
+  too); ``dispatch`` starts the oldest queued job on
   every idle device as ``python -m core train --run-dir runs/<id>`` in a new session, with
   its output in ``runs/<id>/log.txt``. A trainer that ends dispatches the next job itself,
   and every look at the runs (page, CLI) calls ``refresh``, so no daemon is needed.
