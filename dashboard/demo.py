@@ -44,11 +44,25 @@ def collect_inputs(ws) -> list[tuple[str, bytes]]:
     with tabs[3]:
         url = st.text_input("Image URL (http or https)", key="demo_url")
         if url:
-            try:
-                images.append((url, fetch_bytes(url)))
-            except ImageLabError as exc:
-                show_error(exc)
+            fetched = _fetched(url)
+            if fetched is not None:
+                images.append((url, fetched))
     return images
+
+
+def _fetched(url: str) -> bytes | None:
+    """The image at ``url``, fetched once while the box holds that URL (not on every
+    rerun); a refusal or failure is shown and tried again on the next run."""
+    last = st.session_state.get("demo_url_fetched")
+    if last is not None and last[0] == url:
+        return last[1]
+    try:
+        data = fetch_bytes(url)
+    except ImageLabError as exc:
+        show_error(exc)
+        return None
+    st.session_state["demo_url_fetched"] = (url, data)
+    return data
 
 
 def topk_figure(pred: Prediction) -> go.Figure:
