@@ -13,8 +13,10 @@ from __future__ import annotations
 import json
 import time
 
+from core.errors import ImageLabError
 from core.finetune.callback import FineTuning
 from core.finetune.setup import FinetuneConfig, prepare_finetune, start_finetune
+from core.store.run_paths import run_paths
 from core.store.workspace import Workspace, atomic_write_text
 from core.training import jobs
 from core.training.config import TrainConfig
@@ -35,7 +37,7 @@ def start_comparison(ws: Workspace, cfg: TrainConfig, ft: FinetuneConfig) -> tup
                                  "batch_size": rc["batch_size"], "seed": rc["seed"],
                                  "lr": None, "finetune": None})
     scratch = jobs.start_run(ws, scratch_cfg, name="compare: from scratch")
-    atomic_write_text(run.folder / "compare.json", json.dumps(
+    atomic_write_text(run.paths.compare, json.dumps(
         {"finetune_run": run.id, "scratch_run": scratch.id, "created_at": time.time()}))
     return get_run(ws, run.id), get_run(ws, scratch.id)
 
@@ -43,8 +45,8 @@ def start_comparison(ws: Workspace, cfg: TrainConfig, ft: FinetuneConfig) -> tup
 def comparison_of(ws: Workspace, run_id: str) -> dict | None:
     """The pair recorded in the run's ``compare.json``, or None."""
     try:
-        return json.loads((ws.runs_dir / run_id / "compare.json").read_text())
-    except (OSError, ValueError):
+        return json.loads(run_paths(ws, run_id).compare.read_text())
+    except (OSError, ValueError, ImageLabError):
         return None
 
 

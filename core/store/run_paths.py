@@ -103,6 +103,11 @@ class RunPaths:
         return self.folder / "init.pt"
 
     @property
+    def compare(self) -> Path:
+        """``compare.json``: a fine-tuning run's same-budget from-scratch twin."""
+        return self.folder / "compare.json"
+
+    @property
     def finetune(self) -> Path:
         """``finetune.json``: a fine-tuning run's source, head, layer groups, frozen groups, LR factors."""
         return self.folder / "finetune.json"
@@ -156,7 +161,7 @@ def run_paths(ws: Workspace, run_id: str) -> RunPaths:
 
 def summary_row(*, run_id: str, dataset: str | None, kind: str | None, status: str,
                 config: dict, metrics: dict, name: str | None = None) -> dict:
-    """One run as a table row, the same on the Home page, the Train page and ``runs list``:
+    """One run as a table row, the same on the Home page and the Train page:
     run, name, dataset, kind, model, status, epochs done/planned, last and best validation
     accuracy (of ``best.pt``), images per second."""
     ips = metrics.get("images_per_sec")
