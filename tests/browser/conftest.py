@@ -140,6 +140,10 @@ def open_app(browser, url: str, *, width: int = 1400, height: int = 1200,
     page = browser.new_page(viewport={"width": width, "height": height})
     watcher = PageWatcher(page)
     page.goto(url)
+    # Before the first script run starts, the app reports "notRunning" with nothing drawn:
+    # wait for the first element, so the settle below waits for the run that draws the page.
+    page.wait_for_selector("[data-testid='stMain'] [data-testid='stElementContainer']",
+                           timeout=timeout)
     wait_for_app(page, timeout=timeout)
     return page, watcher
 

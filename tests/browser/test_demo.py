@@ -24,10 +24,11 @@ def test_champion_predict_threshold_feedback_export(browser, trained_server, tmp
     main = page.locator("[data-testid='stMain']")
 
     # Make the run the champion from its model card.
+    main.get_by_role("button", name="Export and check").wait_for(timeout=180_000)  # all drawn
     main.get_by_text("Model card:").first.click()
     main.get_by_role("button", name="Make champion").click()
     settle(page)
-    main.get_by_text(re.compile(r"Model card: ★ ")).first.wait_for()
+    main.get_by_text(re.compile(r"Model card: ★ ")).first.wait_for(timeout=60_000)
 
     # Upload an image: a prediction, its latency and a Grad-CAM overlay.
     page.get_by_role("tab", name="Upload").click()
