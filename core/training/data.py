@@ -6,8 +6,8 @@
   speed records do; larger ones are read as index slices of the memory-mapped cache.
 - Each epoch's order is a permutation seeded by (seed, epoch), so a resumed run sees the
   same batches; the weighted sampler draws with replacement from the same kind of seed.
-- ``BatchAugment`` augments whole batches per sample with tensor ops on the device
-  (torchvision.transforms.v2 would draw one set of parameters per call, i.e. per batch).
+- ``BatchAugment`` (``core.training.augment``, re-exported here) augments whole batches
+  per sample with tensor ops on the device.
 """
 
 from __future__ import annotations
@@ -17,16 +17,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torchvision.transforms.v2 import functional as TF
 
 from core.data.catalog import get_dataset_id, label_version
 from core.data.tensor_cache import dataset_channels, load_cache, native_size
 from core.errors import ImageLabError
 from core.labels.history import labels_at_version
 from core.store.workspace import Workspace
+from core.training.augment import BatchAugment
 
 IN_MEMORY_LIMIT = 1 << 30
+
+__all__ = ["BatchAugment", "DatasetFacts", "Split", "TrainingData", "class_weights",
+           "dataset_facts", "epoch_order", "labelled_images", "load_training_data",
+           "sample_weights"]
 
 
 @dataclass
@@ -227,77 +230,3 @@ def class_weights(counts: list[int]) -> torch.Tensor:
     c = torch.tensor(counts, dtype=torch.float32).clamp_min(1)
     w = c.sum() / (len(counts) * c)
     return w / w.mean()
-
-
-class BatchAugment:
-    """Per-sample augmentation of a whole uint8 batch on its device; returns normalised floats.
-
-    One ``affine_grid``/``grid_sample`` pass does translate or random-resized-crop, flip and
-    rotation together; colour jitter is per-sample brightness, contrast and saturation.
-    """
-
-    def __init__(self, cfg, mean: list[float], std: list[float], channels: int):
-        self.crop, self.translate, self.scale = cfg.crop, cfg.translate, cfg.crop_scale
-        self.flip, self.rotation, self.jitter = bool(cfg.flip), float(cfg.rotation or 0), \
-            float(cfg.color_jitter or 0)
-        self.normalize, self.mean, self.std = cfg.normalize, mean, std
-        self.channels = channels
-
-    @property
-    def geometric(self) -> bool:
-        """Whether any geometric transform (crop, flip, rotation) is on."""
-        return (self.crop == "translate" and self.translate > 0) or \
-            (self.crop == "resized_crop" and self.scale < 1) or self.flip or self.rotation > 0
-
-    def __call__(self, batch: torch.Tensor, generator: torch.Generator | None,
-                 train: bool = True) -> torch.Tensor:
-        x = batch.float().div_(255)
-        if train:
-            if self.geometric:
-                x = self._affine(x, generator)
-            if self.jitter > 0:
-                x = self._jitter(x, generator)
-        if self.normalize:
-            x = TF.normalize(x, self.mean, self.std)
-        return x
-
-    def _rand(self, n: int, g, device) -> torch.Tensor:
-        return torch.rand(n, generator=g, device=device)
-
-    def _affine(self, x: torch.Tensor, g) -> torch.Tensor:
-        n, dev = x.shape[0], x.device
-        scale = torch.ones(n, device=dev)
-        tx, ty = torch.zeros(n, device=dev), torch.zeros(n, device=dev)
-        if self.crop == "translate":
-            tx = (self._rand(n, g, dev) * 2 - 1) * 2 * self.translate
-            ty = (self._rand(n, g, dev) * 2 - 1) * 2 * self.translate
-        elif self.crop == "resized_crop":
-            area = self.scale + (1 - self.scale) * self._rand(n, g, dev)
-            scale = area.sqrt()
-            room = 1 - scale
-            tx = (self._rand(n, g, dev) * 2 - 1) * room
-            ty = (self._rand(n, g, dev) * 2 - 1) * room
-        angle = (self._rand(n, g, dev) * 2 - 1) * self.rotation * torch.pi / 180 \
-            if self.rotation > 0 else torch.zeros(n, device=dev)
-        flip = torch.where(self._rand(n, g, dev) < 0.5, -1.0, 1.0) if self.flip \
-            else torch.ones(n, device=dev)
-        cos, sin = angle.cos() * scale, angle.sin() * scale
-        theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1),
-                             torch.stack([sin * flip, cos, ty], 1)], 1)
-        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-        pad = "zeros" if self.channels == 1 else "reflection"
-        return F.grid_sample(x, grid, mode="bilinear", padding_mode=pad, align_corners=False)
-
-    def _jitter(self, x: torch.Tensor, g) -> torch.Tensor:
-        n, dev, j = x.shape[0], x.device, self.jitter
-        shape = (n, 1, 1, 1)
-        b = (1 + (self._rand(n, g, dev) * 2 - 1) * j).view(shape)
-        c = (1 + (self._rand(n, g, dev) * 2 - 1) * j).view(shape)
-        x = x * b
-        mean = x.mean((1, 2, 3), keepdim=True)
-        x = (x - mean) * c + mean
-        if self.channels == 3:
-            s = (1 + (self._rand(n, g, dev) * 2 - 1) * j).view(shape)
-            gray = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
-            x = (x - gray) * s + gray
-        return x.clamp_(0, 1)
