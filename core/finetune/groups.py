@@ -6,7 +6,10 @@
   (hidden fully connected layers, if any), ``head`` (the final linear layer);
 - ResNets: ``stem`` (conv1, bn1), ``layer1``…``layer4``, ``head`` (fc);
 - MobileNet, EfficientNet, ConvNeXt: ``stem`` (features.0), ``features.1``…,
-  ``classifier`` (what precedes the last linear layer), ``head``.
+  ``classifier`` (what precedes the last linear layer), ``head``;
+- timm models: timm's own coarse ``group_matcher`` (``core.models.timm_models.timm_groups``):
+  ``stem``, then ``blocks.0``…, ``layer1``… or joined units (``blocks.6+conv_head+bn2``),
+  and the classifier of the model's pretrained config as ``head``.
 
 A frozen group has ``requires_grad=False`` and its BatchNorm layers stay in eval mode, so
 their running statistics do not move either. ``lr_mult`` scales a group's learning rate.
@@ -19,6 +22,7 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from core.errors import ImageLabError
+from core.models.timm_models import classifier_prefixes, is_timm_model, timm_groups
 
 HEAD = "head"
 
@@ -32,7 +36,13 @@ class LayerGroup:
 
 
 def head_module_name(model: nn.Module) -> str:
-    """The name of the final linear layer (the classifier head)."""
+    """The name of the final linear layer (the classifier head); for a timm model, its
+    classifier when that is a linear layer."""
+    if is_timm_model(model):
+        modules = dict(model.named_modules())
+        linear = [n for n in classifier_prefixes(model) if isinstance(modules[n], nn.Linear)]
+        if linear:
+            return linear[0]
     last = None
     for name, module in model.named_modules():
         if isinstance(module, nn.Linear):
@@ -84,6 +94,10 @@ def group_of(model: nn.Module, param_name: str, head: str | None = None,
 
 def layer_groups(model: nn.Module) -> list[LayerGroup]:
     """The model's layer groups in input-to-output order, the head last."""
+    if is_timm_model(model):
+        sizes = {n: p.numel() for n, p in model.named_parameters()}
+        return [LayerGroup(name, params, sum(sizes[p] for p in params))
+                for name, params in timm_groups(model, HEAD)]
     head = head_module_name(model)
     seq = _sequential_groups(model, head) if isinstance(model, nn.Sequential) else None
     groups: dict[str, LayerGroup] = {}
