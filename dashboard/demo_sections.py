@@ -20,6 +20,8 @@ from core.inference.monitoring import monitoring_summary
 from core.inference.predictor import LoadedModel
 from core.inference.registry import ModelCard, accuracy_coverage_for, set_champion, set_name
 from core.inference.run_export import export_run
+from core.labels.versions import version_numbers
+from core.store.run_paths import best_val_text
 from dashboard.auth import current_user
 from dashboard.demo import coverage_figure, monitoring_section
 from dashboard.label_actions import show_error
@@ -27,22 +29,30 @@ from dashboard.label_actions import show_error
 MONITORING_WINDOWS = {300: "5 min", 3600: "1 hour", 86400: "1 day", 7 * 86400: "1 week"}
 
 
-def card_table(card: ModelCard) -> pd.DataFrame:
-    """The model card as a one-column table: what a stakeholder asks about a model."""
+def card_table(card: ModelCard, labels: str) -> pd.DataFrame:
+    """The model card as a one-column table: what a stakeholder asks about a model;
+    ``labels`` names the label version it trained on (``v12``)."""
     return pd.DataFrame({"": {
-        "dataset": str(card.dataset), "label version": str(card.label_version),
+        "dataset": str(card.dataset), "label version": labels,
         "classes": ", ".join(card.classes), "architecture": card.arch,
         "input": f"{card.channels}×{card.image_size}×{card.image_size}",
         "parameters": f"{card.num_parameters:,}", "weights": f"{card.weights_mb:.2f} MB",
         "CPU latency": f"{card.cpu_latency_ms:.2f} ms",
-        "validation accuracy": f"{card.metrics.get('val_accuracy', float('nan')):.4f}",
-        **{f"{k} accuracy": f"{v['accuracy']:.4f}" for k, v in card.evaluation.items()}}})
+        "validation accuracy": best_val_text(card.metrics),
+        **{f"{k} accuracy (best.pt)": f"{v['accuracy']:.4f}" for k, v in card.evaluation.items()}}})
+
+
+def trained_labels(ws, card: ModelCard) -> str:
+    """The label version ``card``'s run trained on, as people read it (``v12``)."""
+    if card.label_version is None or card.dataset is None:
+        return "–"
+    return f"v{version_numbers(ws, card.dataset, [card.label_version])[card.label_version]}"
 
 
 def model_card_panel(ws, card: ModelCard) -> None:
     """The card in an expander, with the model's name and the champion switch."""
     with st.expander(f"Model card: {card.title}"):
-        st.table(card_table(card))
+        st.table(card_table(card, trained_labels(ws, card)))
         n1, n2 = st.columns(2)
         new_name = n1.text_input("Name", value=card.name, key="card_name")
         if n1.button("Save name", key="card_save"):

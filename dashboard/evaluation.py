@@ -32,22 +32,35 @@ def confusion_figure(matrix: list[list[int]], labels: list[str], normalised: boo
             texts.append(f"{shown[i, j]:.2f}" if normalised else str(int(cm[i, j])))
             custom.append([t, p, int(cm[i, j])])
     n = len(names)
-    size = max(6, min(48, int(560 / max(n, 1))))
+    cell, margin = confusion_cell(names)
+    size = max(4, int(cell * 0.92))                  # a thin gap between neighbouring squares
     fig = go.Figure(go.Scatter(
         x=xs, y=ys, mode="markers+text" if n <= 25 else "markers",
         marker=dict(symbol="square", size=size, color=colours, colorscale="Blues", cmin=0, cmax=1,
                     line=dict(width=0.5, color="#ccc")),
-        text=texts, textfont=dict(size=max(8, min(14, size // 3))), customdata=custom,
+        text=texts, textfont=dict(size=max(8, min(20, size // 3))), customdata=custom,
         hovertemplate="true %{customdata[0]} → predicted %{customdata[1]}: "
                       "%{customdata[2]} images<extra></extra>"))
-    side = max(360, min(900, 40 + size * n * 1.15))
-    fig.update_layout(height=side, width=side + 80, margin=dict(l=10, r=10, t=30, b=10),
+    # sized to its classes: the plot area is n cells a side, the margins hold the labels
+    fig.update_layout(width=margin["l"] + margin["r"] + n * cell,
+                      height=margin["t"] + margin["b"] + n * cell, margin=margin,
                       xaxis=dict(title="predicted", type="category", side="top",
-                                 categoryorder="array", categoryarray=names),
+                                 categoryorder="array", categoryarray=names,
+                                 tickangle=0 if n <= 10 else -90),
                       yaxis=dict(title="true", type="category", autorange="reversed",
                                  categoryarray=names, categoryorder="array"),
                       clickmode="event+select", dragmode=False)
     return fig
+
+
+def confusion_cell(names: list[str]) -> tuple[int, dict]:
+    """(side of one cell in px, the margins) of a confusion matrix of ``names``: cells of
+    at most 110 px (2 classes) down to 6 px (100 classes), margins wide enough for the
+    class names and the axis titles."""
+    cell = max(6, min(110, 560 // max(len(names), 1)))
+    label = 7 * max((len(str(c)) for c in names), default=1)     # px, at the tick font
+    top = 40 + (label if len(names) > 10 else 16)                 # names turn upright above 10
+    return cell, dict(l=40 + label, r=10, t=top, b=10)
 
 
 def curve_figure(curves: dict, x_key: str, y_key: str, title: str, x_title: str, y_title: str,

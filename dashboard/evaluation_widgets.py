@@ -1,4 +1,5 @@
-"""Evaluate page widgets: the per-class table, cell selection, fixing images, Grad-CAM."""
+"""Evaluate page widgets: the split picker, the headline metrics, the per-class table, cell
+selection, fixing images, Grad-CAM."""
 
 from __future__ import annotations
 
@@ -7,10 +8,43 @@ import streamlit as st
 from PIL import Image
 
 from core.data.image_rows import rows_by_id
+from core.evaluation.evaluate import SPLIT_CHOICES, opening_split, split_counts
 from core.evaluation.gradcam import explain
+from core.evaluation.metrics import informative_top_k
 from core.labels.relabel import relabel, set_excluded
+from core.store.run_paths import checkpoint_text
 from dashboard.label_actions import edit_button, run_edit
 from dashboard.models import loaded_model
+
+
+def split_picker(ws, dataset: str, column) -> str:
+    """The split to evaluate, in ``column``: it opens on one that has images (test, else val,
+    else train) and says so when that is not the test split; each option shows its count."""
+    counts = split_counts(ws, dataset)
+    first = opening_split(counts)
+    splits = list(SPLIT_CHOICES)
+    split = column.selectbox("Split", splits, index=splits.index(first), key=f"eval_split_{dataset}",
+                             format_func=lambda s: f"{s} ({counts[s]:,} images)")
+    if split == first and first != "test":
+        column.caption(f"Opened on the {first} split: {dataset} has no labelled test images.")
+    return split
+
+
+def headline_metrics(report: dict) -> None:
+    """Accuracy, the top-k accuracies below the class count, macro F1, ECE and the image
+    count, then which checkpoint and split they come from."""
+    top_k = informative_top_k(report["top_k_accuracy"], len(report["confusion_matrix"]["labels"]))
+    cells = [("Accuracy", f"{report['accuracy']:.3f}", None),
+             *[(f"Top-{k}", f"{v:.3f}", f"share of images whose true class is among the {k} "
+                "most probable") for k, v in top_k.items()],
+             ("Macro F1", f"{report['macro']['f1']:.3f}", None),
+             ("ECE", f"{report['calibration']['ece']:.3f}", f"after temperature scaling "
+              f"(T = {report['temperature']:.2f}, fitted on the run's validation split)"),
+             ("Images", f"{report['num_samples']:,}", None)]
+    for col, (label, value, help_) in zip(st.columns(len(cells)), cells):
+        col.metric(label, value, help=help_)
+    st.caption(f"Checkpoint {checkpoint_text(report['checkpoint'], report.get('checkpoint_epoch'))}"
+               f", on the {report['split']} split of {report['dataset']}.")
 
 
 def per_class_table(report: dict) -> None:

@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import ImageLabError
+from core.store.run_paths import best_val_text, checkpoint_text
 from core.training import jobs
 from core.training.runs import get_run, list_runs, read_log, read_metrics, read_status
 from dashboard.figures import training_curves_figure
@@ -29,16 +30,37 @@ def default_run(ws) -> str | None:
     return runs[0].id if runs else None
 
 
+def run_label(run) -> str:
+    """A run as the picker names it, with its status as it is now and, once it has one, the
+    validation accuracy of its ``best.pt``."""
+    label = f"{run.id} · {run.dataset} · {run.config.get('arch')} · {run.status}"
+    return label + (f" · {best_val_text(run.metrics)}" if run.metrics.get("best_val_accuracy")
+                    is not None else "")
+
+
 def run_picker(ws) -> str | None:
+    """The run to watch (``train_watch``), its options labelled with their current status."""
     runs = list_runs(ws, limit=50)
     if not runs:
         return None
     ids = [r.id for r in runs]
-    labels = {r.id: f"{r.id} · {r.dataset} · {r.config.get('arch')} · "
-                    f"{r.status}" for r in runs}
+    labels = {r.id: run_label(r) for r in runs}
     if st.session_state.get("train_watch") not in ids:
         st.session_state["train_watch"] = default_run(ws)
     return st.selectbox("Run", ids, key="train_watch", format_func=lambda i: labels[i])
+
+
+@st.fragment(run_every="1s")
+def watch_runs(ws) -> None:
+    """The run picker and the chosen run's live view, redrawn together every second, so the
+    picker's labels follow each run's status (a picker drawn once kept saying "running"
+    after the run had finished)."""
+    jobs.refresh(ws)
+    run_id = run_picker(ws)
+    if run_id:
+        _live(ws, run_id)
+    else:
+        st.caption("No runs yet. Press **Train** to start one.")
 
 
 def _fmt_eta(seconds: float | None) -> str:
@@ -52,6 +74,10 @@ def _fmt_eta(seconds: float | None) -> str:
 def live_run(ws, run_id: str) -> None:
     """Progress bar with ETA and images/s, curves, Stop/Resume, and the run's log."""
     jobs.refresh(ws)
+    _live(ws, run_id)
+
+
+def _live(ws, run_id: str) -> None:
     try:
         run = get_run(ws, run_id)
     except ImageLabError as exc:
@@ -66,8 +92,10 @@ def live_run(ws, run_id: str) -> None:
     c1.metric("Status", run.status)
     done = epochs[-1]["epoch"] + 1 if epochs else 0
     c2.metric("Epoch", f"{done}/{cfg.get('epochs')}")
-    best = status.get("best_val_accuracy")
-    c3.metric("Best val accuracy", f"{best:.2%}" if best is not None and best >= 0 else "–")
+    best, last = run.metrics.get("best_val_accuracy"), run.metrics.get("val_accuracy")
+    c3.metric("Val accuracy · best.pt", f"{best:.2%}" if best is not None and best >= 0 else "–",
+              help=checkpoint_text("best", run.metrics.get("best_epoch"))
+              + (f"; final epoch, last.pt: {last:.2%}" if last is not None else ""))
     ips = status.get("images_per_sec")
     c4.metric("Images/s", f"{ips:,.0f}" if ips else "–")
     progress = float(status.get("progress") or (1.0 if run.status == "finished" else 0.0))

@@ -14,10 +14,11 @@ import streamlit as st
 import torch
 from torchvision.utils import make_grid
 
-from core.data.catalog import dataset_info
+from core.data.catalog import dataset_info, photo_check
 from core.device import available_devices
 from core.errors import ImageLabError
 from core.labels.history import list_actions
+from core.labels.versions import VERSION_HELP, label_version_info, version_numbers
 from core.models import ARCH_DESCRIPTIONS
 from core.training.config import BALANCE, CROPS, OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig
 from core.training.data import BatchAugment, load_training_data
@@ -28,6 +29,7 @@ from dashboard.label_actions import show_error
 LRS = [float(f"{m}e{e}") for e in range(-5, 0) for m in (1, 2, 5)] + [1.0]
 WEIGHT_DECAYS = [0.0, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1]
 BATCHES = [8, 16, 32, 64, 128, 256, 512, 1024]
+IMAGENET_SOURCE = "efficientnet_lite0:imagenet"    # the offline ImageNet weights (core.finetune)
 
 
 def _nearest(options: list, value) -> object:
@@ -95,15 +97,34 @@ def options_form(ws, dataset: str) -> TrainConfig | None:
 
 
 def label_version_picker(ws, dataset: str, current: int, key: str) -> int | None:
-    """The labels to train on: the current ones, or those of an earlier labelling action."""
+    """The labels to train on: the current ones, or those of an earlier labelling action
+    (named by their user-facing number, ``v12``; the value is the internal version)."""
     past = [a for a in list_actions(ws, dataset, limit=30)
             if a.label_version is not None and a.label_version < current]
-    labels = {None: f"current (v{current})"}
+    numbers = version_numbers(ws, dataset, [a.label_version for a in past])
+    labels = {None: f"current ({label_version_info(ws, dataset, current).text})"}
     for a in past:
-        labels.setdefault(a.label_version, f"v{a.label_version} — after {a.kind}: {a.description}"[:90])
+        labels.setdefault(a.label_version,
+                          f"v{numbers[a.label_version]} — after {a.kind}: {a.description}"[:90])
     return st.selectbox("Label version", list(labels), key=key + "version",
-                        format_func=lambda v: labels[v],
-                        help="runs record the label version they trained on")
+                        format_func=lambda v: labels[v], help=VERSION_HELP)
+
+
+def photo_hint(ws, dataset: str) -> None:
+    """For a dataset that looks like photos (``core.data.catalog.photo_check``): say that
+    fine-tuning from ImageNet weights is the better start, and open the Fine-tune page on
+    that source and this dataset in one click (the page reads ``?source=``)."""
+    check = photo_check(ws, dataset)
+    if not check.looks_like_photos:
+        return
+    st.info(f"**{dataset}** looks like photos (colour, median side {check.median_side} px). "
+            "Fine-tuning from ImageNet weights is the better start: a few hundred photos are "
+            "enough to adapt a network that already knows what photos show, and far from "
+            "enough to learn that from scratch.", icon=":material/photo_camera:")
+    if st.button("Fine-tune from ImageNet weights (EfficientNet-Lite0)", key="train_photo_ft",
+                 icon=":material/auto_awesome:"):
+        st.session_state["ft_dataset"] = dataset
+        st.switch_page("pages/4_Fine-tune.py", query_params={"source": IMAGENET_SOURCE})
 
 
 def augmentation_preview(ws, cfg: TrainConfig, count: int = 16) -> None:

@@ -5,6 +5,7 @@ import streamlit as st
 from core.data.catalog import dataset_info, list_datasets
 from core.data.quality import distributions, import_history, quality_report
 from core.data.samples import SAMPLES, import_sample
+from core.labels.versions import VERSION_HELP, label_version_info
 from dashboard.data_sources import import_panel, import_report, run_import
 from dashboard.figures import class_balance_figure
 from dashboard.gallery import paged_gallery
@@ -48,7 +49,9 @@ c1, c2, c3, c4 = st.columns(4)
 c1.metric("Images", f"{info.num_images:,}")
 c2.metric("Classes", len(info.classes))
 c3.metric("Unlabelled", sum(info.unlabelled.values()))
-c4.metric("Label version", info.label_version)
+labels_now = label_version_info(ws, name)
+c4.metric("Label version", labels_now.name, labels_now.since_run, delta_color="off",
+          delta_arrow="off", help=VERSION_HELP)
 b1, b2 = st.columns([2, 1])
 b1.plotly_chart(class_balance_figure(info.per_class), key="balance")
 b2.plotly_chart(split_composition_figure(info.splits, info.unlabelled), key="splits")

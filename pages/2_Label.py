@@ -7,6 +7,7 @@ images, one key per class) · History (undo, revert) · Review (suspected errors
 import streamlit as st
 
 from core.data.catalog import dataset_info, list_datasets
+from core.labels.versions import VERSION_HELP, label_version_info
 from dashboard import labelling
 from dashboard.page import page_setup
 
@@ -23,7 +24,7 @@ dataset = top1.selectbox("Dataset", datasets, key="label_dataset")
 info = dataset_info(ws, dataset)
 top2.caption(f"{info.num_images:,} images · {len(info.classes)} classes · "
              f"{sum(info.unlabelled.values()):,} unlabelled · {info.excluded:,} excluded · "
-             f"label version {info.label_version}")
+             f"labels {label_version_info(ws, dataset).text}", help=VERSION_HELP)
 
 labelling.show_flash()
 mode = st.radio("Mode", ["Gallery", "Queue", "Classes", "History", "Review"], horizontal=True,

@@ -11,8 +11,8 @@ from core.errors import ImageLabError
 from core.training import jobs
 from dashboard.label_actions import show_error
 from dashboard.page import page_setup
-from dashboard.run_view import live_run, run_picker, runs_table
-from dashboard.training import augmentation_preview, epoch_estimate, options_form
+from dashboard.run_view import runs_table, watch_runs
+from dashboard.training import augmentation_preview, epoch_estimate, options_form, photo_hint
 
 ws = page_setup("Train", "🏋️")
 st.title("Train")
@@ -29,6 +29,7 @@ left, right = st.columns([2, 3], gap="large")
 with left:
     st.subheader("Setup")
     dataset = st.selectbox("Dataset", datasets, key="train_dataset")
+    photo_hint(ws, dataset)
     cfg = options_form(ws, dataset)
     if cfg is not None:
         epoch_estimate(ws, cfg)
@@ -45,11 +46,7 @@ with right:
         with st.expander("Augmentation preview", expanded=False):
             augmentation_preview(ws, cfg)
     st.subheader("Run")
-    run_id = run_picker(ws)
-    if run_id:
-        live_run(ws, run_id)
-    else:
-        st.caption("No runs yet. Press **Train** to start one.")
+    watch_runs(ws)
 
 st.subheader("Runs")
 runs_table(ws)

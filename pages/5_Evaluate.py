@@ -7,14 +7,17 @@ from core.data.catalog import list_datasets
 from core.errors import ImageLabError
 from core.evaluation.analysis import cell_images, compare_runs, most_confused_pairs, top_losses
 from core.evaluation.evaluate import evaluate_run, stored_predictions
+from core.store.run_paths import best_val_text
 from core.training.runs import list_runs, read_metrics
 from dashboard.evaluation import confusion_figure, curve_figure, reliability_figure, run_curves_figure
 from dashboard.evaluation_widgets import (
     compare_runs_picker,
     fix_images_panel,
     gradcam_gallery,
+    headline_metrics,
     per_class_table,
     selected_cell,
+    split_picker,
 )
 from dashboard.label_actions import show_error, show_flash
 from dashboard.page import page_setup
@@ -30,12 +33,11 @@ if not runs:
 
 c1, c2, c3 = st.columns([2, 1, 1])
 run = c1.selectbox("Run", runs, key="eval_run", format_func=lambda r: (
-    f"{r.id} · {r.dataset} · {r.config.get('arch')} · val acc "
-    f"{r.metrics.get('val_accuracy', 0):.3f}"))
+    f"{r.id} · {r.dataset} · {r.config.get('arch')} · {best_val_text(r.metrics)}"))
 datasets = [d.name for d in list_datasets(ws)]
 dataset = c2.selectbox("Dataset", datasets, key="eval_dataset",
                        index=datasets.index(run.dataset) if run.dataset in datasets else 0)
-split = c3.selectbox("Split", ["test", "val", "train", "all"], key="eval_split")
+split = split_picker(ws, dataset, c3)
 
 try:
     with st.spinner("Evaluating (once per run, split and label version)…"):
@@ -46,13 +48,7 @@ except ImageLabError as exc:
 labels = report["confusion_matrix"]["labels"]
 preds = stored_predictions(ws, run.id, dataset, split)
 
-m = st.columns(5)
-m[0].metric("Accuracy", f"{report['accuracy']:.3f}")
-m[1].metric("Top-3", f"{report['top_k_accuracy'].get('3', report['accuracy']):.3f}")
-m[2].metric("Macro F1", f"{report['macro']['f1']:.3f}")
-m[3].metric("ECE", f"{report['calibration']['ece']:.3f}", help=f"after temperature scaling "
-            f"(T = {report['temperature']:.2f}, fitted on the run's validation split)")
-m[4].metric("Images", f"{report['num_samples']:,}")
+headline_metrics(report)
 
 st.subheader("Per class (weakest first)")
 per_class_table(report)

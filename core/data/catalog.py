@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import statistics
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -134,6 +135,36 @@ def dataset_info(ws: Workspace, name: str) -> DatasetInfo:
         classes=[r["name"] for r in class_rows], created_at=d["created_at"],
         splits=splits, per_class=list(per_class.values()), unlabelled=unlabelled,
         excluded=int(excluded), label_version=version)
+
+
+PHOTO_MIN_SIDE = 96      # px: the median longer side from which colour images look like photos
+
+
+@dataclass
+class PhotoCheck:
+    """Whether a dataset looks like photos, and why: ``colour_share`` is the share of its
+    images decoded as RGB, ``median_side`` the median of their longer sides (px).
+    ``looks_like_photos``: mostly colour and a median side of at least ``PHOTO_MIN_SIDE``,
+    where fine-tuning from ImageNet weights is the better start than training from scratch."""
+    looks_like_photos: bool
+    colour_share: float
+    median_side: int
+    num_images: int
+
+
+def photo_check(ws: Workspace, name: str) -> PhotoCheck:
+    """Read from the image table (modes and sizes measured at import): whether dataset
+    ``name`` looks like photos (see ``PhotoCheck``). Raises ``NotFoundError`` if there is
+    no such dataset."""
+    ds_id = get_dataset_id(ws, name)
+    with ws.db() as conn:
+        rows = conn.execute("SELECT mode = 'RGB', MAX(width, height) FROM images "
+                            "WHERE dataset_id = ?", (ds_id,)).fetchall()
+    if not rows:
+        return PhotoCheck(False, 0.0, 0, 0)
+    colour = sum(r[0] for r in rows) / len(rows)
+    side = int(statistics.median(r[1] for r in rows))
+    return PhotoCheck(colour >= 0.5 and side >= PHOTO_MIN_SIDE, colour, side, len(rows))
 
 
 def label_version(conn, dataset_id: int) -> int:

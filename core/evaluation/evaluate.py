@@ -47,6 +47,27 @@ def labelled_rows(ws: Workspace, dataset: str, split: str) -> tuple[np.ndarray, 
     return np.array([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows], version
 
 
+def split_counts(ws: Workspace, dataset: str) -> dict[str, int]:
+    """Labelled, non-excluded images of ``dataset`` per split: ``test``, ``val``, ``train``
+    and ``all`` (what ``evaluate_run`` would evaluate)."""
+    ds_id = get_dataset_id(ws, dataset)
+    with ws.db() as conn:
+        rows = conn.execute("SELECT split, COUNT(*) FROM images WHERE dataset_id = ? AND "
+                            "excluded = 0 AND class_id IS NOT NULL GROUP BY split",
+                            (ds_id,)).fetchall()
+    counts = {s: 0 for s in SPLIT_CHOICES}
+    for split, n in rows:
+        counts[split] = int(n)
+    counts["all"] = sum(counts[s] for s in ("test", "val", "train"))
+    return counts
+
+
+def opening_split(counts: dict[str, int]) -> str:
+    """The split to evaluate on first: ``test`` if it has images, else ``val``, else
+    ``train`` (``all`` when none has any), so the first thing shown is a result."""
+    return next((s for s in ("test", "val", "train") if counts.get(s)), "all")
+
+
 def match_classes(model_classes: list[str], data_classes: list[str], dataset: str) -> np.ndarray:
     """Map each image's class name to the model's class index, by name."""
     index = {name: i for i, name in enumerate(model_classes)}
@@ -99,7 +120,9 @@ def evaluate_run(ws: Workspace, run_id: str, dataset: str | None = None, split: 
 
     The report is ``metrics.classification_report`` (per-class precision/recall/F1, confusion
     matrix, top-k accuracy, ROC/PR, calibration) plus ``run_id``, ``dataset``, ``split``,
-    ``label_version``, ``checkpoint``, ``temperature``, ``seconds`` and ``images_per_second``.
+    ``label_version``, ``checkpoint`` (``best.pt``, the default everywhere, else ``last.pt``)
+    with ``checkpoint_epoch`` (the epoch it was saved at, from 1), ``temperature``, ``seconds``
+    and ``images_per_second``.
     It is stored as ``eval/<dataset>-<split>.json`` with per-image probabilities and losses in
     an ``.npz`` beside it; a stored report is returned as is while the label version and the
     checkpoint are unchanged, unless ``refresh``. On the run's own dataset a temperature is
@@ -135,7 +158,8 @@ def evaluate_run(ws: Workspace, run_id: str, dataset: str | None = None, split: 
     losses = F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(y), reduction="none")
     report.update({
         "run_id": run_id, "dataset": dataset, "split": split, "label_version": version,
-        "checkpoint": lm.checkpoint.name, "checkpoint_mtime": ckpt_mtime,
+        "checkpoint": lm.checkpoint.name, "checkpoint_epoch": lm.meta.get("epoch"),
+        "checkpoint_mtime": ckpt_mtime,
         "temperature": lm.temperature, "seconds": round(seconds, 3),
         "images_per_second": round(len(ids) / seconds, 1) if seconds > 0 else None,
         "evaluated_at": time.time(),

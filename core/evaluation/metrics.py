@@ -35,6 +35,14 @@ def top_k_accuracy(y_true: np.ndarray, probs: np.ndarray, k: int) -> float:
     return float(np.mean(np.any(top == np.asarray(y_true)[:, None], axis=1)))
 
 
+def informative_top_k(top_k: dict, num_classes: int) -> dict[int, float]:
+    """The top-k accuracies worth showing, by k: k > 1 and below the class count.
+
+    ``top_k`` is a report's ``top_k_accuracy`` (keys are k as strings). Top-k over
+    k >= the class count is 1.0 whatever the model does, and top-1 is the accuracy."""
+    return {int(k): v for k, v in top_k.items() if 1 < int(k) < num_classes}
+
+
 def per_class_report(cm: np.ndarray, labels: list[str]) -> dict:
     """Per-class precision, recall, F1 and support, with macro and weighted averages.
 
@@ -189,7 +197,7 @@ def classification_report(y_true: np.ndarray, probs: np.ndarray, labels: list[st
     return {
         "num_samples": int(len(y_true)),
         "accuracy": float((y_pred == y_true).mean()) if len(y_true) else 0.0,
-        "top_k_accuracy": {str(t): top_k_accuracy(y_true, probs, t) for t in top_k if t <= k},
+        "top_k_accuracy": {str(t): top_k_accuracy(y_true, probs, t) for t in top_k if t == 1 or t < k},
         **report,
         "confusion_matrix": {"labels": list(labels), "matrix": cm.tolist()},
         "mean_loss": float(np.mean(losses)) if len(y_true) else 0.0,

@@ -159,15 +159,48 @@ def run_paths(ws: Workspace, run_id: str) -> RunPaths:
     return RunPaths(ws.runs_dir / checked_run_id(run_id))
 
 
+# The checkpoint every figure and every use of a run means by default (Evaluate, Demo,
+# export, the service, fine-tuning from a run): ``best.pt``. ``last.pt`` is for resuming.
+DEFAULT_CHECKPOINT = "best"
+CHECKPOINT_MEANING = {
+    "best": "the weights of the epoch with the best validation accuracy",
+    "last": "the weights after the final epoch, which Resume continues from",
+}
+
+
+def checkpoint_text(name: str, epoch: int | None = None) -> str:
+    """A checkpoint named for people: ``best.pt (epoch 7: the weights of the epoch with the
+    best validation accuracy)``; ``name`` is ``best`` or ``last``, with or without ``.pt``."""
+    stem = name.removesuffix(".pt")
+    meaning = CHECKPOINT_MEANING.get(stem, "")
+    inside = ": ".join(p for p in (f"epoch {epoch}" if epoch else "", meaning) if p)
+    return f"{stem}.pt" + (f" ({inside})" if inside else "")
+
+
+def best_val_text(metrics: dict) -> str:
+    """A run's headline figure, naming its checkpoint: ``val 76.5% · best.pt (epoch 7)``.
+
+    The figure is the validation accuracy of ``best.pt`` (``metrics``' ``best_val_accuracy``
+    at ``best_epoch``, counted from 1); ``no val accuracy yet`` before the first epoch."""
+    acc = metrics.get("best_val_accuracy")
+    if acc is None or acc < 0:
+        return "no val accuracy yet"
+    epoch = metrics.get("best_epoch")
+    return f"val {acc:.1%} · best.pt" + (f" (epoch {epoch})" if epoch else "")
+
+
 def summary_row(*, run_id: str, dataset: str | None, kind: str | None, status: str,
                 config: dict, metrics: dict, name: str | None = None) -> dict:
     """One run as a table row, the same on the Home page and the Train page:
-    run, name, dataset, kind, model, status, epochs done/planned, last and best validation
-    accuracy (of ``best.pt``), images per second."""
+    run, name, dataset, kind, model, status, epochs done/planned, the validation accuracy of
+    ``best.pt`` (the default checkpoint) and its epoch, the final epoch's validation accuracy
+    (``last.pt``), images per second."""
     ips = metrics.get("images_per_sec")
+    best = metrics.get("best_val_accuracy")
     return {"run": run_id, "name": name or "", "dataset": dataset, "kind": kind or "train",
             "model": config.get("arch"), "status": status,
             "epochs": f"{metrics.get('epochs', 0)}/{config.get('epochs', '?')}",
-            "val_accuracy": metrics.get("val_accuracy"),
-            "best_val_accuracy": metrics.get("best_val_accuracy"),
+            "best_val_accuracy": best if best is not None and best >= 0 else None,
+            "best_epoch": metrics.get("best_epoch"),
+            "last_val_accuracy": metrics.get("val_accuracy"),
             "images_per_sec": round(ips) if ips else None}

@@ -117,11 +117,13 @@ class RunDatabase(Callback):
                          (info.get("pid"), time.time(), self.run_id))
 
     def on_epoch_end(self, m: dict) -> None:
-        """Store the epoch's summary metrics (losses, accuracies, speed, epochs done) on the row."""
+        """Store the epoch's summary metrics (losses, accuracies, speed, epochs done, the epoch of
+        ``best.pt``) on the row."""
         metrics = {k: m[k] for k in ("epoch", "val_accuracy", "val_loss", "train_loss",
                                      "train_accuracy", "best_val_accuracy", "images_per_sec",
                                      "seconds")}
         metrics["epochs"] = m["epoch"] + 1
+        metrics["best_epoch"] = m["best_epoch"] + 1   # counted from 1, as in run_summary
         with self.ws.write() as conn:
             conn.execute("UPDATE runs SET metrics_json=? WHERE id=?",
                          (json.dumps(metrics), self.run_id))

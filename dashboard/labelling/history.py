@@ -12,6 +12,7 @@ import streamlit as st
 
 from core.labels import classes as label_classes
 from core.labels import history as label_history
+from core.labels.versions import VERSION_HELP, version_numbers
 from core.store.workspace import Workspace
 from dashboard.label_actions import edit_button, run_edit
 from dashboard.labelling.common import ALL, events_frame, md_escape, when
@@ -29,17 +30,19 @@ def history_view(ws: Workspace, dataset: str) -> None:
     else:
         st.caption("Nothing to undo.")
     st.subheader("Actions")
+    numbers = version_numbers(ws, dataset, [a.label_version for a in actions if a.label_version])
     st.table(pd.DataFrame([{"action": f"#{a.id}", "kind": a.kind, "when": when(a.created_at),
                             "who": a.user, "labels changed": a.label_events,
                             "other changes": a.other_events,
-                            "label version": str(a.label_version or ""),
+                            "label version": f"v{numbers[a.label_version]}"
+                            if a.label_version else "",
                             "undone by": f"#{a.undone_by}" if a.undone_by else "",
                             "description": a.description} for a in actions]))
     st.subheader("Revert to an earlier label version")
     versions = sorted({a.label_version for a in actions if a.label_version}, reverse=True)
     if versions:
-        st.selectbox("Label version", versions, key="revert_version",
-                     format_func=lambda v: f"{v} (after action "
+        st.selectbox("Label version", versions, key="revert_version", help=VERSION_HELP,
+                     format_func=lambda v: f"v{numbers[v]} (after action "
                      f"#{next(a.id for a in actions if a.label_version == v)})")
         st.button("Revert labels to this version", key="revert", on_click=_revert,
                   args=(ws, dataset))

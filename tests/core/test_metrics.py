@@ -9,6 +9,7 @@ from core.evaluation.metrics import (
     classification_report,
     confusion_matrix,
     fit_temperature,
+    informative_top_k,
     pr_curve,
     reliability,
     roc_curve,
@@ -128,3 +129,20 @@ def test_accuracy_coverage_is_monotone_in_coverage():
 
 def test_pr_none_without_positives():
     assert pr_curve(np.array([.1, .2]), np.array([False, False])) is None
+
+
+def test_top_k_only_below_the_class_count():
+    """Top-k over k >= the class count is 1.0 whatever the model does: not reported, not shown."""
+    y, p, _ = random_predictions(n=60, k=2)
+    two = classification_report(y, p, ["ants", "bees"])
+    assert set(two["top_k_accuracy"]) == {"1"}
+    assert informative_top_k(two["top_k_accuracy"], 2) == {}
+    y, p, _ = random_predictions(n=60, k=3)
+    three = classification_report(y, p, ["a", "b", "c"])
+    assert set(three["top_k_accuracy"]) == {"1"}
+    y, p, _ = random_predictions(n=60, k=10)
+    ten = classification_report(y, p, [str(i) for i in range(10)])
+    assert informative_top_k(ten["top_k_accuracy"], 10) == {3: ten["top_k_accuracy"]["3"],
+                                                            5: ten["top_k_accuracy"]["5"]}
+    # a report stored before (top-3 of 3 classes, always 1.0) is not shown either
+    assert informative_top_k({"1": 0.7, "3": 1.0}, 3) == {}

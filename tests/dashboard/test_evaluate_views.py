@@ -134,3 +134,17 @@ def test_confusion_figure_for_100_classes_and_a_focus_order():
     # normalised: each shown row's text is its share of the row
     norm = confusion_figure(cm.tolist(), labels, normalised=True, order=order)
     assert norm.data[0].text[:4] == tuple(f"{cm[50, j] / cm[50].sum():.2f}" for j in order)
+
+
+def test_a_two_class_matrix_is_sized_to_its_classes():
+    """Two classes: two cells that fill a chart of their size, not two small squares in a
+    large empty chart."""
+    fig = confusion_figure([[30, 5], [7, 26]], ["ants", "bees"])
+    m = fig.layout.margin
+    plot_w, plot_h = fig.layout.width - m.l - m.r, fig.layout.height - m.t - m.b
+    assert plot_w == plot_h == 2 * 110                      # square, two cells of 110 px
+    assert fig.data[0].marker.size >= 0.9 * plot_w / 2     # each square fills its cell
+    assert fig.layout.width <= 320 and fig.layout.height <= 320
+    ten = confusion_figure(np.eye(10, dtype=int).tolist(), [str(i) for i in range(10)])
+    m = ten.layout.margin
+    assert ten.layout.width - m.l - m.r == 10 * 56 and ten.data[0].marker.size >= 0.9 * 56

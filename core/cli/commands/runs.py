@@ -10,11 +10,13 @@ from core.training.runs import get_run, list_runs, read_log, read_metrics, read_
 
 
 def cmd_list(args, ws) -> int:
-    """``runs list``: runs, newest first, with status, epochs done and validation accuracy."""
+    """``runs list``: runs, newest first, with status, epochs done and the validation accuracy
+    of ``best.pt`` (the checkpoint every command uses by default) with its epoch."""
     jobs.refresh(ws)
     rows = [_row(r) for r in list_runs(ws, args.limit, args.dataset)]
     emit(args, rows, lambda rs: table(rs, ["run_id", "dataset", "arch", "status", "epochs",
-                                           "val_accuracy", "created", "message"]))
+                                           "best_val_accuracy", "best_epoch", "created",
+                                           "message"]))
     return 0
 
 
@@ -69,10 +71,12 @@ def cmd_resume(args, ws) -> int:
 
 
 def _row(run) -> dict:
-    m = run.metrics or {}
-    acc = m.get("val_accuracy")
+    row = run.summary()      # best.pt's accuracy and epoch, last.pt's, as on the pages
+    best, last = row["best_val_accuracy"], row["last_val_accuracy"]
     return {"run_id": run.id, "dataset": run.dataset, "arch": run.config.get("arch"),
-            "status": run.status, "epochs": f"{m.get('epochs', 0)}/{run.config.get('epochs')}",
-            "val_accuracy": None if acc is None else round(acc, 4),
+            "status": run.status, "epochs": row["epochs"],
+            "best_val_accuracy": None if best is None else round(best, 4),
+            "best_epoch": row["best_epoch"],
+            "last_val_accuracy": None if last is None else round(last, 4),
             "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(run.created_at)),
             "message": run.message.splitlines()[0] if run.message else ""}

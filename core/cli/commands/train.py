@@ -9,6 +9,7 @@ from core.cli.train import _OPTIONS
 from core.device import pick_device
 from core.errors import ImageLabError
 from core.finetune.callback import FineTuning
+from core.store.run_paths import best_val_text
 from core.training import jobs
 from core.training.callbacks import ConsoleProgress
 from core.training.config import TrainConfig
@@ -84,7 +85,8 @@ def cmd_train(args, ws) -> int:
 
 def _human(s: dict) -> str:
     m = s["metrics"]
-    acc = f"{m['val_accuracy']:.4f}" if m.get("val_accuracy") is not None else "–"
+    last = (f"; final epoch {m['val_accuracy']:.4f} (last.pt)"
+            if m.get("val_accuracy") is not None else "")
     return (f"run {s['run_id']}: {s['status']}"
             + (f" ({s['message']})" if s.get("message") else "")
-            + f"\nval accuracy {acc}, {m['epochs']} epochs, {m['seconds']:.1f}s")
+            + f"\n{best_val_text(m)}{last}, {m['epochs']} epochs, {m['seconds']:.1f}s")
