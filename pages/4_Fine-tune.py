@@ -32,6 +32,11 @@ if not datasets:
     st.info("The workspace has no datasets yet: import one on the Data page.")
     st.stop()
 
+# ?source=ARCH:imagenet (the Train page's photo hint, dashboard.training.photo_hint) names
+# the pretrained start to open on: handed to the source picker as "ft_source_request"
+if st.query_params.get("source"):
+    st.session_state["ft_source_request"] = st.query_params["source"]
+
 left, right = st.columns([3, 2], gap="large")
 with left:
     st.subheader("1 · Pretrained start")
