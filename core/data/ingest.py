@@ -26,7 +26,7 @@ import shutil
 import time
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -34,8 +34,9 @@ import numpy as np
 from PIL import Image
 
 from core.data.catalog import find_dataset_id, get_dataset_id, validate_dataset_name
+from core.data.class_names import checked_label
 from core.data.decode import DecodedImage
-from core.data.import_reading import SourceItem, clean_label, prepare_local, read_on_threads
+from core.data.import_reading import SourceItem, prepare_local, read_on_threads
 from core.data.import_rows import ImportReport, write_import
 from core.data.prepare import BatchTarget, Prepared, Skipped, prepare_bytes, store_image, with_stats
 from core.data.quality import dataset_flags
@@ -115,8 +116,11 @@ class DatasetWriter:
         Raises ``ImageLabError`` for a split name that is not train, val or test.
         """
         check_split(split)
+        label = self._label(original_name, label)
+        if label is False:
+            return False
         return self._accept(prepare_bytes(self._target, self._take_index(), data,
-                                          original_name, clean_label(label), split))
+                                          original_name, label, split))
 
     def add_items(self, items: Iterable[SourceItem]) -> None:
         """Read, decode and store many files, in order.
@@ -130,12 +134,14 @@ class DatasetWriter:
         other: list[tuple[int, SourceItem]] = []
         for item in items:
             check_split(item.split)
+            label = self._label(item.name, item.label)
+            if label is False:
+                continue
             index = self._take_index()
             if item.path is not None:
-                local.append((index, str(item.path), item.name, clean_label(item.label),
-                              item.split))
+                local.append((index, str(item.path), item.name, label, item.split))
             else:
-                other.append((index, item))
+                other.append((index, replace(item, label=label)))
         total = len(local) + len(other)
 
         def accept(results: list, done: int) -> int:
@@ -149,15 +155,27 @@ class DatasetWriter:
                   split: str | None = None) -> None:
         """Store a uint8 array (H×W or H×W×3) as a PNG file."""
         check_split(split)
+        label = self._label(original_name, label)
+        if label is False:
+            return
         img = Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8))
         buf = io.BytesIO()
         img.save(buf, format="PNG", compress_level=1)
         decoded = DecodedImage(img, "PNG", img.mode, img.width, img.height)
         self._accept(with_stats([store_image(self._target, self._take_index(), buf.getvalue(),
-                                             decoded, original_name, clean_label(label),
+                                             decoded, original_name, label,
                                              split)])[0])
 
     # -- the work for one item ------------------------------------------------------
+    def _label(self, name: str, label: str | None) -> str | None | bool:
+        """The item's label (NFC, stripped; None: unlabelled), or False when its class
+        name is invalid: the item is then skipped with the reason."""
+        label, problem = checked_label(label)
+        if problem:
+            self.skip(name, problem)
+            return False
+        return label
+
     def _take_index(self) -> int:
         self._next_index += 1
         return self._next_index - 1

@@ -10,12 +10,11 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 
+from core.data.class_names import class_name_problem, normalise_class_name
 from core.errors import ImageLabError
 from core.labels.common import ActionResult, current_user, dataset_id, label_version, live_classes, new_action
 from core.labels.edits import begin_edit, class_event, commit_staged
 from core.store.workspace import Workspace
-
-MAX_NAME = 100
 
 
 @dataclass
@@ -56,18 +55,16 @@ def class_descriptions(ws: Workspace, dataset: str) -> dict[str, str]:
 
 
 def validate_class_name(name: str) -> str:
-    """``name`` stripped of surrounding space, if it is a valid class name.
+    """``name`` NFC-normalised and stripped of surrounding space, if it is a valid class
+    name (``core.data.class_names``: the same rule as names that come with the data).
 
-    Raises ``ImageLabError`` if it is empty, over ``MAX_NAME`` characters, or holds
+    Raises ``ImageLabError`` if it is blank, over ``MAX_NAME`` characters, or holds
     control characters.
     """
-    name = (name or "").strip()
-    if not name:
-        raise ImageLabError("a class name cannot be empty")
-    if len(name) > MAX_NAME:
-        raise ImageLabError(f"a class name has at most {MAX_NAME} characters")
-    if any(ord(ch) < 32 for ch in name):
-        raise ImageLabError("a class name cannot contain control characters")
+    name = normalise_class_name(name or "")
+    problem = class_name_problem(name)
+    if problem:
+        raise ImageLabError(f"{problem}; choose another name")
     return name
 
 

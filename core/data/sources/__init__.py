@@ -26,7 +26,7 @@ from core.data.files import check_file_or_folder, read_file
 from core.data.import_rows import ImportReport
 from core.data.ingest import DatasetWriter, Progress
 from core.data.samples import import_sample
-from core.data.sources import archive, folder, manifest, sql, torchvision_sets, url
+from core.data.sources import archive, file_kind, folder, manifest, sql, torchvision_sets, url
 from core.data.sources.archive import ARCHIVE_SUFFIXES
 from core.data.sources.sql import is_sql_url
 from core.data.sources.uploads import import_uploaded_archive, import_uploaded_files
@@ -116,12 +116,13 @@ def import_source(ws: Workspace, source: str, name: str | None = None,
                 folder.import_folder(writer, path, label=opts.label)
             elif path.name.lower().endswith(manifest.MANIFEST_SUFFIXES):
                 manifest.import_manifest(writer, path, confine=opts.network)
-            elif archive.is_archive(path):
+            elif file_kind.is_archive(path):
                 archive.import_archive(ws, writer, path, label=opts.label, progress=progress)
             elif path.name.lower().endswith(archive.ARCHIVE_SUFFIXES):
                 raise ImageLabError(f"{path.name} is not a readable archive (damaged, or not "
                                     "really a zip/tar)")
             else:
+                file_kind.note_appended_archive(writer, path, path.name)
                 ok = writer.add_bytes(read_file(path), original_name=path.name,
                                       label=opts.label)
                 if not ok:

@@ -33,6 +33,8 @@ from core.store.workspace import Workspace
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 _CHUNK = 1 << 16
+MAX_NAME_BYTES = 255       # a file or folder name (NAME_MAX on Linux and macOS)
+MAX_PATH_BYTES = 4096      # a whole member path (PATH_MAX on Linux)
 
 
 @dataclass
@@ -50,14 +52,6 @@ class ArchiveLimits:
     ratio_floor_bytes: int = 8 * 1024 ** 2  # ratios are judged once this much is written
 
 
-def is_archive(path: Path) -> bool:
-    """True if ``path`` is a zip or tar file (judged by content, not name); False if unreadable."""
-    try:
-        return zipfile.is_zipfile(path) or tarfile.is_tarfile(path)
-    except OSError:
-        return False
-
-
 def import_archive(ws: Workspace, writer: DatasetWriter, path: Path, *, display_name: str = "",
                    limits: ArchiveLimits | None = None, label: str | None = None,
                    progress=None) -> None:
@@ -71,6 +65,9 @@ def import_archive(ws: Workspace, writer: DatasetWriter, path: Path, *, display_
     try:
         extract_safely(path, dest, writer, display, limits or ArchiveLimits(), progress)
         root = _unwrap(dest)
+        for entry in sorted(dest.iterdir()) if root != dest else ():   # never listed below
+            if entry.name in IGNORED_DIRS:
+                writer.note(f"{display}:{entry.name}/: macOS metadata folder ignored")
         prefix = f"{display}:" + ("" if root == dest else root.relative_to(dest).as_posix() + "/")
         import_folder(writer, root, prefix=prefix, label=label)
     finally:
@@ -140,14 +137,24 @@ def _stream(src, target: Path, budget: _Budget, limit: int) -> str | None:
             out.write(chunk)
 
 
-def _place(dest: Path, safe: str, seen: set[str]) -> Path | None:
+def _place(dest: Path, safe: str, seen: set[str]) -> tuple[Path | None, str | None]:
+    """(where member ``safe`` goes, None) or (None, why it cannot be extracted)."""
+    if len(safe.encode()) > MAX_PATH_BYTES:
+        return None, f"path longer than {MAX_PATH_BYTES} bytes (refused)"
+    if any(len(part.encode()) > MAX_NAME_BYTES for part in safe.split("/")):
+        return None, f"a file or folder name longer than {MAX_NAME_BYTES} bytes (refused)"
     key = safe.lower()
     if key in seen:
-        return None
+        return None, "duplicate name in archive (the first one was kept)"
     seen.add(key)
     target = dest / safe
-    target.parent.mkdir(parents=True, exist_ok=True)
-    return target
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:       # a file of the archive already has a folder's name on this path
+        return None, "a file and a folder of the archive share a name on this path (refused)"
+    if target.is_dir():
+        return None, "a folder of the archive has this file's name (refused)"
+    return target, None
 
 
 def _extract_zip(path, dest, writer, display, limits, progress) -> int:
@@ -184,9 +191,9 @@ def _extract_zip(path, dest, writer, display, limits, progress) -> int:
                 writer.skip(rel, f"zip bomb: compression ratio "
                                  f"{info.file_size / info.compress_size:.0f}:1")
                 continue
-            target = _place(dest, safe, seen)
+            target, refused = _place(dest, safe, seen)
             if target is None:
-                writer.skip(rel, "duplicate name in archive (the first one was kept)")
+                writer.skip(rel, refused)
                 continue
             try:
                 with zf.open(info) as src:
@@ -244,13 +251,16 @@ def _extract_tar(path, dest, writer, display, limits, progress) -> int:
                 if member.size > limits.max_member_bytes:
                     writer.skip(rel, f"file too large ({member.size / 1e6:.0f} MB)")
                     continue
-                target = _place(dest, safe, seen)
+                target, refused = _place(dest, safe, seen)
                 if target is None:
-                    writer.skip(rel, "duplicate name in archive (the first one was kept)")
+                    writer.skip(rel, refused)
                     continue
                 src = tf.extractfile(member)
-                reason = _stream(src, target, budget, limits.max_member_bytes) if src else \
-                    "unreadable archive member"
+                try:
+                    reason = _stream(src, target, budget, limits.max_member_bytes) if src else \
+                        "unreadable archive member"
+                except OSError as exc:    # e.g. a path too long for this file system
+                    reason = f"cannot be extracted here: {exc.strerror or exc}"
                 if reason:
                     target.unlink(missing_ok=True)
                     writer.skip(rel, reason)

@@ -13,7 +13,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from core.data.net import MAX_BYTES, TIMEOUT_S, fetch, redact_url
-from core.data.sources.archive import import_archive, is_archive
+from core.data.sources.archive import import_archive
+from core.data.sources.file_kind import is_archive, note_appended_archive
 from core.data.sources.manifest import MAX_MANIFEST_BYTES, manifest_items, manifest_text
 from core.errors import ImageLabError
 
@@ -50,6 +51,7 @@ def import_url(ws, writer, url: str, *, max_bytes: int = MAX_BYTES, timeout: flo
                                                 "timeout": timeout})
             writer.add_items(items)
             return
+        note_appended_archive(writer, tmp, redact_url(dl.url))
         writer.add_bytes(tmp.read_bytes(), original_name=redact_url(dl.url), label=label)
     finally:
         tmp.unlink(missing_ok=True)
