@@ -5,7 +5,10 @@ the adapted starting weights (the run's ``init.pt``, else built again from the s
 takes the weights' normalisation, and builds an optimizer with one param group per layer
 group and its learning-rate multiplier; at every epoch start it freezes the groups the
 schedule says (no gradients, BatchNorm statistics kept) and unfreezes them all after
-``unfreeze_after`` epochs. For a config without a ``finetune`` section it does nothing,
+``unfreeze_after`` epochs. While every group but the head is frozen, the whole model runs
+in eval mode and the head trains on cached body features where it can
+(``core.finetune.feature_cache``; ``finetune.feature_cache: false`` turns that off).
+For a config without a ``finetune`` section it does nothing,
 so entry points can always pass it. The engine knows only callbacks; whoever builds a
 trainer for a fine-tuning config passes ``FineTuning()`` in (one instance per trainer).
 """
@@ -13,10 +16,11 @@ trainer for a fine-tuning config passes ``FineTuning()`` in (one instance per tr
 from __future__ import annotations
 
 from core.errors import ImageLabError
+from core.finetune.feature_cache import FrozenBody
 from core.finetune.groups import FreezeSchedule, layer_groups, param_groups, resolve_freeze, resolve_lr_mults
 from core.finetune.setup import FinetuneConfig, prepare_finetune
+from core.training.augment import BatchAugment
 from core.training.checkpoint import load_checkpoint
-from core.training.data import BatchAugment
 from core.training.optim import optimizer_for
 from core.training.trainer import Callback, Trainer
 
@@ -30,6 +34,7 @@ class FineTuning(Callback):
 
     def __init__(self):
         self.schedule: FreezeSchedule | None = None
+        self.frozen_body: FrozenBody | None = None
 
     @property
     def frozen(self) -> list[str]:
@@ -57,11 +62,14 @@ class FineTuning(Callback):
         trainer.optimizer = optimizer_for(
             param_groups(model, groups, mults, trainer.cfg.weight_decay), trainer.cfg)
         self.schedule = FreezeSchedule(groups, frozen, int(ft.get("unfreeze_after") or 0))
+        self.frozen_body = FrozenBody(names)
 
     def on_train_epoch_start(self, trainer: Trainer) -> None:
-        """Freeze the groups frozen at this epoch (after ``model.train()``)."""
+        """Freeze the groups frozen at this epoch (after ``model.train()``); with only the
+        head trainable, eval mode and the feature cache (``FrozenBody``)."""
         if self.schedule is not None:
             self.schedule(trainer)
+            self.frozen_body.epoch_start(trainer, self.schedule.frozen_at(trainer.epoch))
 
     @staticmethod
     def _initial_weights(trainer: Trainer) -> dict:

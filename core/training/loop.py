@@ -41,13 +41,29 @@ def autocast_for(cfg: TrainConfig, device: torch.device):
 
 def prepare_batch(t: Trainer, split: Split, idx: torch.Tensor, *,
                   train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """(images, labels) at positions ``idx`` of ``split``: augmented with the trainer's
-    generator when ``train``, else only normalised; channels_last when configured."""
+    """(inputs, labels) at positions ``idx`` of ``split`` for ``net(t)``: images (augmented
+    with the trainer's generator when ``train``, else only normalised; channels_last when
+    configured), or the head's inputs while ``t.head_inputs`` is set."""
+    if t.head_inputs is not None:
+        return (t.head_inputs.batch(t, split, idx, train=train),
+                split.labels[idx.to(split.labels.device)])
+    return pixel_batch(t, split, idx, train=train)
+
+
+def pixel_batch(t: Trainer, split: Split, idx: torch.Tensor, *,
+                train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images, labels) at positions ``idx`` of ``split`` for the whole model (see
+    ``prepare_batch``)."""
     pixels = split.batch(idx, t.device)
     x = t.augment(pixels, t.aug_rng) if train else t.augment(pixels, None, train=False)
     if t.cfg.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     return x, split.labels[idx.to(split.labels.device)]
+
+
+def net(t: Trainer) -> torch.nn.Module:
+    """What a step runs: the model, or the head alone while ``t.head_inputs`` is set."""
+    return t.model if t.head_inputs is None else t.head_inputs.module
 
 
 def train_step(t: Trainer, x: torch.Tensor, y: torch.Tensor,
@@ -57,7 +73,7 @@ def train_step(t: Trainer, x: torch.Tensor, y: torch.Tensor,
     Returns the (loss, logits), detached and still on the device."""
     set_lr(t.optimizer, lr)
     with t.autocast():
-        logits = t.model(x)
+        logits = net(t)(x)
         loss = t.criterion(logits.float(), y)
     t.optimizer.zero_grad(set_to_none=True)
     if t.scaler is not None:
@@ -149,7 +165,7 @@ def evaluate(t: Trainer) -> tuple[float, float]:
     for k in range(0, len(positions), bs):
         x, y = prepare_batch(t, split, positions[k:k + bs], train=False)
         with t.autocast():
-            logits = t.model(x).float()
+            logits = net(t)(x).float()
         loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
         correct += (logits.argmax(1) == y).sum().double()
     totals = t.dist.all_reduce_sum(torch.stack([loss_sum, correct]))
@@ -163,7 +179,7 @@ def predict_probs(t: Trainer, model: torch.nn.Module, split: Split,
     model.eval()
     probs = []
     for k in range(0, len(split), batch):
-        x, _ = prepare_batch(t, split, torch.arange(k, min(k + batch, len(split))), train=False)
+        x, _ = pixel_batch(t, split, torch.arange(k, min(k + batch, len(split))), train=False)
         with t.autocast():
             probs.append(torch.softmax(model(x).float(), 1).cpu())
     return torch.cat(probs)
@@ -199,7 +215,8 @@ def end_epoch(t: Trainer) -> dict:
               "epoch_seconds": a["seconds"], "seconds": t.seconds,
               "best_val_accuracy": t.best_val_accuracy, "best_epoch": t.best_epoch,
               "progress": done_epochs / t.cfg.epochs,
-              "eta_s": (t.cfg.epochs - done_epochs) * t.seconds / done_epochs, "time": time.time()}
+              "eta_s": (t.cfg.epochs - done_epochs) * t.seconds / done_epochs, "time": time.time(),
+              **t.record_extras}
     t.history.append({k: record[k] for k in ("epoch", "train_loss", "train_accuracy", "val_loss",
                                               "val_accuracy", "images_per_sec", "seconds")})
     t.epoch, t.step, t.accum = t.epoch + 1, 0, {}

@@ -153,6 +153,12 @@ class Trainer:
     ws: Workspace | None = None       # the workspace the data came from (for callbacks)
     stop_flag: bool = False           # set by SIGTERM: stop at the next step
     stop_reason: str = ""             # set by a callback: end the run after this epoch
+    # Set by a callback (fine-tuning's feature cache, core.finetune.feature_cache): an object
+    # with ``module`` (the model's last layer) and ``batch(t, split, idx, train=)`` (that
+    # layer's inputs for those images). While set, steps and validation run ``module`` on
+    # them instead of the whole model on pixels; None: the pixel path.
+    head_inputs: object = None
+    record_extras: dict = field(default_factory=dict)   # callbacks' keys for the epoch record
     # progress
     epoch: int = 0
     step: int = 0                     # next step within the epoch
