@@ -1,8 +1,10 @@
 """``python -m core finetune …`` and ``python -m core lr-find …``.
 
 ``finetune`` starts a fine-tuning run — an ordinary run of kind ``finetune`` — from a run
-of the workspace, ``ARCH:imagenet`` or a weights file, in the foreground (default: progress
-on stderr, then the summary) or as a background job (``--background``). ``lr-find`` runs
+of the workspace, ``ARCH:imagenet`` (``efficientnet_lite0:imagenet`` works offline) or a
+weights file (``--arch`` names its architecture; foreign names are mapped by order), in
+the foreground (default: progress on stderr, then the summary) or as a background job
+(``--background``). ``lr-find`` runs
 Smith's range test from the same start (or from scratch without ``--from``) and prints
 the suggested learning rate. Every training option of ``train`` is accepted too.
 The parsers; the handlers are in ``core/cli/commands/finetune.py``.
@@ -17,8 +19,11 @@ from core.cli.train import _OPTIONS
 
 def _add_common(p, source_required: bool) -> None:
     p.add_argument("--from", dest="source", required=source_required, metavar="RUN_ID|WEIGHTS",
-                   help="a run id of this workspace, ARCH:imagenet (torchvision's ImageNet "
-                        "weights, e.g. resnet18:imagenet), or a .pt/.pth/.safetensors file")
+                   help="a run id of this workspace, ARCH:imagenet (ImageNet weights: "
+                        "efficientnet_lite0:imagenet works offline; a torchvision name, e.g. "
+                        "resnet18:imagenet, or any timm name downloads them), or a "
+                        ".pt/.pth/.bin/.safetensors file (with --arch NAME when it does not "
+                        "say; another naming scheme is mapped by order)")
     p.add_argument("--dataset", help="the dataset to fine-tune on (see `datasets list`)")
     p.add_argument("--freeze", default="none",
                    help="none (train everything), head (train the head only: a linear probe), "

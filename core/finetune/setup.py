@@ -3,9 +3,11 @@
 ``FinetuneConfig`` says where the weights come from and what trains: a freeze preset or
 group list, gradual unfreezing after K epochs, per-group learning-rate multipliers.
 ``prepare_finetune`` resolves it against the target dataset (architecture and image size
-follow the source; the head is rebuilt for the new classes) and stores the result in
-``TrainConfig.finetune``. ``create_finetune_run`` also writes ``runs/<id>/init.pt`` (the
-adapted starting weights) so a run never depends on its source again, and records the
+follow the source; the weights are mapped onto the model by name or by order, see
+``weights_map``; the head is rebuilt for the new classes) and stores the result in
+``TrainConfig.finetune``. ImageNet weights train at their own resolution, or at the size a
+CPU can afford, measured (``resolution``); the user's image size always wins.
+``create_finetune_run`` also writes ``runs/<id>/init.pt`` (the adapted starting weights) so a run never depends on its source again, and records the
 source (``parent_run_id`` for a workspace run). Training applies the section through the
 ``FineTuning`` callback (``core.finetune.callback``): it loads ``init.pt``, builds
 per-group optimizer groups, and freezes groups at every epoch start.
@@ -21,8 +23,10 @@ from core.device import pick_device
 from core.errors import ImageLabError
 from core.finetune.groups import layer_groups, resolve_freeze, resolve_lr_mults
 from core.finetune.heads import adapt_state
-from core.finetune.sources import SourceWeights, resolve_source
-from core.models import create_model
+from core.finetune.resolution import choose_image_size, untimed_rule
+from core.finetune.sources import IMAGENET, SourceWeights, resolve_source
+from core.finetune.weights_map import map_state
+from core.models import canonical_arch, create_model
 from core.store.run_paths import RunPaths
 from core.store.workspace import Workspace, atomic_write_text
 from core.training import jobs
@@ -35,7 +39,6 @@ from core.training.runs import Run, create_run, get_run, prepare_config
 # from discriminative multipliers instead: on the few-shot digits bench 0.3 under-trained the
 # new head (k=2: +9.9 points over scratch) where 1.0 gave +10.9 (k=1: +16.1 vs +18.0).
 FINETUNE_LR_SCALE = 1.0
-CPU_IMAGENET_SIZE = 64      # ImageNet weights at 224 px cost ~12× more per image on a CPU
 
 
 @dataclass
@@ -72,22 +75,22 @@ def prepare_finetune(ws: Workspace, cfg: TrainConfig, ft: FinetuneConfig) -> Fin
     if src.arch is None:
         raise ImageLabError(f"{src.label} does not say which architecture it is: choose it "
                             "(--arch, e.g. compact or resnet18)")
-    if cfg.arch not in ("auto", None, src.arch):
+    if cfg.arch not in ("auto", None) and canonical_arch(cfg.arch) != src.arch:
         raise ImageLabError(f"{src.label} is a {src.arch}; fine-tuning keeps the source's "
                             f"architecture (asked for {cfg.arch})")
     cfg.arch = src.arch
-    device_type = pick_device(cfg.device).split(":")[0]
-    if cfg.image_size is None and src.image_size:
-        cfg.image_size = CPU_IMAGENET_SIZE if src.kind == "imagenet" and device_type == "cpu" \
-            else int(src.image_size)
     facts = dataset_facts(ws, cfg.dataset, cfg.label_version)
+    resolution = _resolution(cfg, ft, src, facts)
     scratch_lr = cfg.lr is None
     cfg.finetune = {"source": ft.source}      # marks the config (resolve keeps it)
     cfg = prepare_config(ws, cfg)
     if scratch_lr:
         cfg.lr = round(cfg.lr * FINETUNE_LR_SCALE, 6)
     model = create_model(cfg.arch, len(facts.class_names), facts.channels, cfg.image_size)
-    state, head = adapt_state(model, src.state, src.class_names, facts.class_names,
+    mapped, mapping = map_state(model, src.state, label=src.label)
+    if src.mapping is None:            # a source that mapped its own file keeps that report
+        src.mapping = mapping.to_dict()
+    state, head = adapt_state(model, mapped, src.class_names, facts.class_names,
                               label=src.label)
     groups = layer_groups(model)
     names = [g.name for g in groups]
@@ -98,8 +101,30 @@ def prepare_finetune(ws: Workspace, cfg: TrainConfig, ft: FinetuneConfig) -> Fin
         mean, std = _for_channels(src.mean, facts.channels), _for_channels(src.std, facts.channels)
     cfg.finetune = {"source": ft.source, "freeze": ft.freeze, "unfreeze_after": ft.unfreeze_after,
                     "lr_mults": mults, "frozen": frozen, "groups": names,
-                    "origin": src.record(), "head": head.to_dict(), "mean": mean, "std": std}
+                    "origin": src.record(), "head": head.to_dict(), "mean": mean, "std": std,
+                    "resolution": resolution or untimed_rule(
+                        cfg.image_size, "the dataset's default size (the source names none)")}
     return FinetuneSetup(cfg, src, {"model": state, "mean": mean, "std": std}, groups, head.to_dict())
+
+
+def _resolution(cfg: TrainConfig, ft: FinetuneConfig, src: SourceWeights, facts) -> dict | None:
+    """Set ``cfg.image_size`` from the source where the user left it open; the rule applied
+    (None: the dataset's defaults decide)."""
+    if cfg.image_size is not None:
+        return untimed_rule(cfg.image_size, "chosen by the user")
+    if not src.image_size:
+        return None
+    if src.kind != IMAGENET:
+        cfg.image_size = int(src.image_size)
+        return untimed_rule(cfg.image_size, "the source's size")
+    probe = create_model(cfg.arch, len(facts.class_names), facts.channels, int(src.image_size))
+    groups = layer_groups(probe)
+    frozen = resolve_freeze(ft.freeze, [g.name for g in groups])
+    rule = choose_image_size(probe, groups, frozen, ft.unfreeze_after, int(src.image_size),
+                             device_type=pick_device(cfg.device).split(":")[0],
+                             num_train=facts.num_train, num_val=facts.num_val)
+    cfg.image_size = rule["image_size"]
+    return rule
 
 
 def _for_channels(values: list[float], channels: int) -> list[float]:
@@ -116,7 +141,8 @@ def create_finetune_run(ws: Workspace, cfg: TrainConfig, ft: FinetuneConfig, *,
         {"source": prep.source.record(), "head": prep.head,
          "groups": [{"name": g.name, "params": g.num_params} for g in prep.groups],
          "frozen": prep.cfg.finetune["frozen"], "lr_mults": prep.cfg.finetune["lr_mults"],
-         "unfreeze_after": ft.unfreeze_after}, indent=2))
+         "unfreeze_after": ft.unfreeze_after,
+         "resolution": prep.cfg.finetune["resolution"]}, indent=2))
     with ws.write() as conn:
         conn.execute("UPDATE runs SET kind='finetune', parent_run_id=? WHERE id=?",
                      (prep.source.parent_run_id, run.id))

@@ -6,7 +6,9 @@ says ``conv_stem.weight`` and ``blocks.0.0.conv_dw.weight``), but the same netwo
 same tensors in the same order. ``map_state(model, source)`` renames ``source`` to the
 model's names:
 
-- **by name** when every tensor of the model's body has its name in ``source``;
+- **by name** when every tensor of the model's body has its name in ``source`` (or when
+  order fails too and some names are the model's: ``adapt_state`` then says, by name,
+  which tensors differ);
 - **by order** otherwise, when both hold the same number of tensors and every one has the
   model's shape in turn. ``num_batches_tracked`` counters are ignored on both sides; the
   first convolution may differ in its input channels (``heads.adapt_state`` adapts it); the
@@ -45,11 +47,17 @@ class MappingReport:
                 "examples": [list(pair) for pair in self.examples]}
 
     def describe(self) -> str:
-        """One line for people, e.g. ``mapped by order: 247 tensors (_conv_stem.weight →
-        conv_stem.weight, …)``."""
-        how = "matched by name" if self.method == "name" else "mapped by order"
-        pairs = ", ".join(f"{a} → {b}" for a, b in self.examples) if self.method == "order" else ""
-        return f"{how}: {self.count} tensors" + (f" ({pairs}, …)" if pairs else "")
+        """One line for people (``describe_mapping``)."""
+        return describe_mapping(self.to_dict())
+
+
+def describe_mapping(report: dict) -> str:
+    """A stored report in one line, e.g. ``mapped by order: 247 tensors (_conv_stem.weight →
+    conv_stem.weight, …)``."""
+    how = "matched by name" if report["method"] == "name" else "mapped by order"
+    pairs = ", ".join(f"{a} → {b}" for a, b in report["examples"]) \
+        if report["method"] == "order" else ""
+    return f"{how}: {report['count']} tensors" + (f" ({pairs}, …)" if pairs else "")
 
 
 def _shape(t) -> str:
@@ -70,7 +78,7 @@ def map_state(model: nn.Module, source: dict, *, label: str = "the weights file"
     try:
         pairs = _order_pairs(source, src_keys, target, tgt_keys, heads, label)
     except ImageLabError:
-        if 2 * len(shared) >= len(src_keys):   # mostly the model's names: adapt_state says which
+        if shared:       # partly the model's names: adapt_state says which tensors differ
             return dict(source), MappingReport("name", len(shared),
                                                [(k, k) for k in shared[:EXAMPLES]])
         raise

@@ -14,6 +14,7 @@ from core.finetune.setup import (
     read_finetune_info,
     start_finetune,
 )
+from core.finetune.weights_map import describe_mapping
 from core.training.callbacks import ConsoleProgress
 from core.training.run import train_run
 from core.training.runs import prepare_config
@@ -44,13 +45,27 @@ def cmd_finetune(args, ws) -> int:
         f"head rows kept for {len(info['head']['kept'])} classes"
         + (f" ({', '.join(info['head']['kept'])})" if info['head']['kept'] else "")
         + (f"; frozen: {', '.join(info['frozen'])}" if info["frozen"] else ""))
+    log(_start_lines(info))
     summary = train_run(ws, run.id, callbacks=[ConsoleProgress(), FineTuning()],
                         progress=StderrProgress())
     summary.update(kind="finetune", source=info["source"], head=info["head"],
                    frozen=info["frozen"], lr_mults=info["lr_mults"],
-                   unfreeze_after=info["unfreeze_after"])
+                   unfreeze_after=info["unfreeze_after"], resolution=info.get("resolution"))
     emit(args, summary, _human)
     return 0
+
+
+def _start_lines(info: dict) -> str:
+    """How the weights were matched to the model, and the image size and why."""
+    lines = []
+    if info["source"].get("mapping"):
+        lines.append("weights " + describe_mapping(info["source"]["mapping"]))
+    res = info.get("resolution")
+    if res:
+        lines.append(f"image size {res['image_size']} px: {res['rule']}"
+                     + (f" (about {res['epoch_seconds']:.0f} s per epoch)"
+                        if res.get("epoch_seconds") is not None else ""))
+    return "\n".join(lines)
 
 
 def _human(s: dict) -> str:
@@ -58,7 +73,8 @@ def _human(s: dict) -> str:
     acc = f"{m['val_accuracy']:.4f}" if m.get("val_accuracy") is not None else "–"
     return (f"run {s['run_id']}: {s['status']}" + (f" ({s['message']})" if s.get("message") else "")
             + f"\nfine-tuned from {s['source']['label']}; val accuracy {acc}, "
-              f"{m['epochs']} epochs, {m['seconds']:.1f}s")
+              f"{m['epochs']} epochs, {m['seconds']:.1f}s"
+            + (f"\n{_start_lines(s)}" if _start_lines(s) else ""))
 
 
 def cmd_lr_find(args, ws) -> int:
