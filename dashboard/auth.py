@@ -5,7 +5,8 @@ every page asks for a name and the password (from ``$IMAGELAB_PASSWORD`` or
 ``password`` in ``.streamlit/secrets.toml``), compared in constant time. The
 name signs label events. Without a configured password a non-local app refuses
 to serve at all: ``dashboard/launch.py`` refuses to start it, and this gate
-stops every page as a second line of defence.
+stops every page as a second line of defence. Failed sign-ins back off per client
+address (``dashboard/login_throttle.py``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import hmac
 import os
 
 import streamlit as st
+
+from dashboard.login_throttle import LoginThrottle
 
 LOCAL_ADDRESSES = {"127.0.0.1", "localhost", "::1"}
 
@@ -55,12 +58,34 @@ def require_login() -> str:
         password = st.text_input("Password", type="password")
         submitted = st.form_submit_button("Sign in", type="primary")
     if submitted:
+        throttle, address = login_throttle(), _client_address()
+        wait = throttle.wait_s(address)
+        if wait > 0:
+            st.error(f"Too many failed sign-ins: try again in {wait:.0f} s.")
+            st.stop()
         if password_matches(password, expected) and name.strip():
+            throttle.succeeded(address)
             st.session_state["auth_user"] = name.strip()[:64]
             st.rerun()
+        throttle.failed(address)
         st.error("Wrong password, or no name given.")
     st.stop()
     raise AssertionError("unreachable")
+
+
+@st.cache_resource
+def login_throttle() -> LoginThrottle:
+    """The server's one sign-in throttle, shared by every session."""
+    return LoginThrottle()
+
+
+def _client_address() -> str:
+    try:
+        address = st.context.ip_address
+    except Exception:
+        address = None
+    # no browser session (AppTest gives no real address): one shared key
+    return address if isinstance(address, str) and address else "unknown"
 
 
 def current_user() -> str:

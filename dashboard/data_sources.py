@@ -98,7 +98,7 @@ def import_panel(ws, datasets: list[str]) -> None:
         url = st.text_input("URL of an archive or a manifest", key="src_url")
         c1, c2, c3 = st.columns(3)
         sha = c1.text_input("SHA-256 (optional)", key="src_url_sha")
-        max_mb = c2.number_input("Size cap (MB)", 1, 20_000, 2048, key="src_url_mb")
+        max_mb = c2.number_input("Size cap (MiB)", 1, 20_000, 2048, key="src_url_mb")
         timeout = c3.number_input("Timeout (s)", 1, 3600, 60, key="src_url_timeout")
         st.caption("Private and loopback addresses are refused unless IMAGELAB_ALLOW_PRIVATE_URLS=1.")
         name, append = target_picker(datasets, "src_url_t")

@@ -36,7 +36,7 @@ def card_table(card: ModelCard, labels: str) -> pd.DataFrame:
         "dataset": str(card.dataset), "label version": labels,
         "classes": ", ".join(card.classes), "architecture": card.arch,
         "input": f"{card.channels}×{card.image_size}×{card.image_size}",
-        "parameters": f"{card.num_parameters:,}", "weights": f"{card.weights_mb:.2f} MB",
+        "parameters": f"{card.num_parameters:,}", "weights": f"{card.weights_mb:.2f} MiB",
         "CPU latency": f"{card.cpu_latency_ms:.2f} ms",
         "validation accuracy": best_val_text(card.metrics),
         **{f"{k} accuracy (best.pt)": f"{v['accuracy']:.4f}" for k, v in card.evaluation.items()}}})

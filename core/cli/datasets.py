@@ -46,7 +46,7 @@ def register(sub, common) -> None:
                    help="torchvision: never download, only read --root")
     q.add_argument("--limit", type=int, help="torchvision: at most this many images per split")
     q.add_argument("--sha256", help="URL: expected SHA-256 of the download")
-    q.add_argument("--max-mb", type=float, help="URL: size cap in MB (default 2048)")
+    q.add_argument("--max-mb", type=float, help="URL: size cap in MiB (default 2048 MiB = 2 GiB)")
     q.add_argument("--timeout", type=float, help="URL: time cap in seconds (default 30)")
     q.add_argument("--allow-private-urls", action="store_true", default=None,
                    help="URL: allow loopback and private addresses (also "

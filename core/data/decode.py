@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from PIL import ExifTags, Image, ImageOps
 
+from core.units import format_size
+
 ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp",
                     ".ppm", ".pgm", ".pbm")
@@ -48,7 +50,7 @@ def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> DecodedImage:
     if not data:
         raise BadImage("empty file (0 bytes)")
     if len(data) > MAX_FILE_BYTES:
-        raise BadImage(f"file too large ({len(data) / 1e6:.0f} MB > {MAX_FILE_BYTES / 1e6:.0f} MB)")
+        raise BadImage(f"file too large ({format_size(len(data))} > {format_size(MAX_FILE_BYTES)})")
     old_limit = Image.MAX_IMAGE_PIXELS
     try:
         with warnings.catch_warnings():

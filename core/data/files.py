@@ -20,6 +20,7 @@ from pathlib import Path
 
 from core.data.decode import MAX_FILE_BYTES
 from core.errors import ImageLabError
+from core.units import format_size
 
 _NOT_REGULAR = "is not a regular file (a device, pipe or socket): refused, it may never end"
 
@@ -72,7 +73,7 @@ def read_file(path: Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
     if not stat.S_ISREG(st.st_mode):
         raise ImageLabError(f"{Path(path).name} {kind_refusal(st.st_mode)}")
     if st.st_size > max_bytes:
-        raise ImageLabError(f"file too large ({st.st_size / 1e6:.0f} MB > {max_bytes / 1e6:.0f} MB)")
+        raise ImageLabError(f"file too large ({format_size(st.st_size)} > {format_size(max_bytes)})")
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) \
         | getattr(os, "O_BINARY", 0)
     fd = os.open(path, flags)
@@ -82,5 +83,5 @@ def read_file(path: Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
             raise ImageLabError(f"{Path(path).name} {kind_refusal(mode)}")
         data = fh.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise ImageLabError(f"file too large (over {max_bytes / 1e6:.0f} MB)")
+        raise ImageLabError(f"file too large (over {format_size(max_bytes)})")
     return data

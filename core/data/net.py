@@ -29,6 +29,7 @@ from urllib.parse import urljoin, urlsplit
 
 from core.data.url_guard import ALLOW_ENV, check_address, private_urls_allowed, redact_url, resolve_checked
 from core.errors import ImageLabError
+from core.units import format_size
 
 # the guard's names, imported from here by the sources, the Demo page and tests
 __all__ = ["ALLOW_ENV", "check_address", "private_urls_allowed", "redact_url",
@@ -198,8 +199,8 @@ def _read_body(resp, url, dest, max_bytes, sha256, progress) -> Download:
     declared = resp.getheader("Content-Length")
     total = int(declared) if declared and declared.isdigit() else None
     if total is not None and total > max_bytes:
-        raise ImageLabError(f"{shown} is {total / 1e6:.1f} MB, over the limit of "
-                            f"{max_bytes / 1e6:.1f} MB")
+        raise ImageLabError(f"{shown} is {format_size(total)}, over the limit of "
+                            f"{format_size(max_bytes)}")
     digest = hashlib.sha256()
     chunks: list[bytes] = []
     size = 0
@@ -212,7 +213,7 @@ def _read_body(resp, url, dest, max_bytes, sha256, progress) -> Download:
             size += len(chunk)
             if size > max_bytes:
                 raise ImageLabError(f"{shown} is larger than the limit of "
-                                    f"{max_bytes / 1e6:.1f} MB")
+                                    f"{format_size(max_bytes)}")
             digest.update(chunk)
             if out is not None:
                 out.write(chunk)

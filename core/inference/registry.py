@@ -25,7 +25,7 @@ CHAMPION = "champion"
 
 @dataclass
 class ModelCard:
-    """What the Demo page shows about a finished run's model: data, architecture, size (MB), CPU
+    """What the Demo page shows about a finished run's model: data, architecture, size (MiB), CPU
     latency (ms per image), training metrics and stored evaluations."""
     run_id: str
     name: str
@@ -76,7 +76,7 @@ def model_card(ws: Workspace, run_id: str, lm: LoadedModel | None = None,
     if r is None:
         raise NotFoundError(f"unknown run {run_id!r}; see `python -m core runs list`")
     lm = lm or load_run_model(ws, run_id)
-    weights_mb = sum(p.numel() * p.element_size() for p in lm.model.parameters()) / 1e6
+    weights_mb = sum(p.numel() * p.element_size() for p in lm.model.parameters()) / 2 ** 20   # MiB
     return ModelCard(
         run_id=run_id, name=r["name"], champion=CHAMPION in _tags(r["tags"]),
         dataset=r["dataset"], label_version=r["label_version"], arch=lm.arch,

@@ -1,11 +1,9 @@
 """Labels in and out: CSV and JSON (``path,label,split``), ImageFolder trees and zips.
 
-``path`` is the image's path inside the workspace (unique within a dataset), so
-an exported file can be edited and imported back: ``import_labels`` changes
-only the rows whose label (or split) differs, as one action, all or nothing.
-An empty label means unlabelled; a label naming no class creates the class.
-
-CSV cells are escaped against CSV injection as OWASP advises (``csv_cell``, also used
+``path`` is the image's path inside the workspace (unique within a dataset), so an exported
+file can be edited and imported back: ``import_labels`` changes only the rows whose label
+(or split) differs, as one action, all or nothing.
+An empty label means unlabelled; a label naming no class creates the class. CSV cells are escaped against CSV injection as OWASP advises (``csv_cell``, also used
 for prediction CSVs): ``=HYPERLINK(...)`` is written ``'=HYPERLINK(...)``, so a
 spreadsheet shows it as text. ``read_label_file`` undoes it: exports import back unchanged.
 """
@@ -28,9 +26,10 @@ from core.labels.classes import validate_class_name
 from core.labels.common import class_names_by_id, current_user, dataset_id, live_classes
 from core.labels.edits import SPLITS, begin_edit, class_event, commit_staged
 from core.store.workspace import Workspace, atomic_write_bytes
+from core.units import MIB, format_size
 
 FIELDS = ("path", "label", "split")
-MAX_IMPORT_BYTES = 200 * 1024 * 1024
+MAX_IMPORT_BYTES = 200 * MIB
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -130,7 +129,7 @@ def read_label_file(path: str | Path) -> list[dict]:
     path = Path(path)
     try:
         if path.stat().st_size > MAX_IMPORT_BYTES:
-            raise ImageLabError(f"{path} is larger than {MAX_IMPORT_BYTES // 2**20} MB")
+            raise ImageLabError(f"{path} is larger than {format_size(MAX_IMPORT_BYTES)}")
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise ImageLabError(f"no such file: {path}") from None

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from core.errors import ImageLabError
+from core.units import format_size
 
 _NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
@@ -51,7 +52,7 @@ def save_checkpoint(state: dict, path: Path) -> None:
         if exc.errno in _NO_SPACE:
             raise ImageLabError(
                 f"no space left on the disk while saving checkpoint {path.name} "
-                f"({len(data) / 1e6:.1f} MB needed in {path.parent}); free some space and "
+                f"({format_size(len(data))} needed in {path.parent}); free some space and "
                 "resume the run — the previous checkpoint is intact") from None
         raise
     finally:

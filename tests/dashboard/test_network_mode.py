@@ -96,3 +96,41 @@ def test_label_events_record_the_signed_in_name(sample_workspace, network_mode, 
     with sample_workspace.db() as conn:
         user = conn.execute("SELECT user FROM actions ORDER BY id DESC LIMIT 1").fetchone()[0]
     assert user == "grace"
+
+
+def test_failed_sign_ins_back_off_per_address():
+    from dashboard.login_throttle import FREE_FAILURES, LoginThrottle
+    throttle = LoginThrottle()
+    for _ in range(FREE_FAILURES):
+        assert throttle.wait_s("10.0.0.7") == 0
+        throttle.failed("10.0.0.7")
+    assert 0.5 < throttle.wait_s("10.0.0.7") <= 1.0   # the first wait: 1 s
+    assert throttle.wait_s("10.0.0.8") == 0           # another address is not slowed
+    throttle.failed("10.0.0.7")
+    assert 1.5 < throttle.wait_s("10.0.0.7") <= 2.0   # the wait doubles
+    throttle.succeeded("10.0.0.7")
+    assert throttle.wait_s("10.0.0.7") == 0
+
+
+def test_the_login_gate_refuses_even_the_right_password_while_backing_off(
+        sample_workspace, network_mode, monkeypatch):
+    from dashboard.auth import login_throttle
+    from dashboard.login_throttle import FREE_FAILURES
+    monkeypatch.setenv("IMAGELAB_PASSWORD", "correct horse")
+    login_throttle.clear()
+    try:
+        at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=60).run()
+        at.text_input[0].input("eve")
+        at.text_input[1].input("guess")
+        at.button[0].click().run()
+        assert any("Wrong password" in e.value for e in at.error)
+        # the guesses a script would make next, faster than any page (AppTest has no
+        # client address: every session counts as "unknown")
+        for _ in range(FREE_FAILURES + 5):
+            login_throttle().failed("unknown")
+        at.text_input[1].input("correct horse")
+        at.button[0].click().run()
+        assert any("Too many failed sign-ins" in e.value for e in at.error)
+        assert not at.table                              # still not signed in
+    finally:
+        login_throttle.clear()

@@ -10,6 +10,7 @@ from core.evaluation.evaluate import evaluate_run
 from core.inference.batch import predict_paths, rows_to_csv
 from core.inference.run_export import export_run
 from core.training.run_model import load_run_model
+from core.units import format_size
 
 
 def cmd_evaluate(args, ws) -> int:
@@ -54,7 +55,7 @@ def cmd_export(args, ws) -> int:
     """``export RUN --format F --out FILE``: a checked export and its bundle (``export_run``)."""
     result = export_run(ws, args.run_id, args.format, Path(args.out), tolerance=args.tolerance)
     emit(args, result.to_dict(), lambda r: (
-        f"exported {r['format']} to {r['path']} ({r['size_bytes'] / 1e6:.1f} MB); checked on "
+        f"exported {r['format']} to {r['path']} ({format_size(r['size_bytes'])}); checked on "
         f"{r['num_images_checked']} images: max |Δlogit| {r['max_abs_diff']:.2e} "
         f"(tolerance {r['tolerance']:g}); bundle {r['bundle']}"))
     return 0

@@ -30,6 +30,7 @@ from core.data.ingest import DatasetWriter
 from core.data.sources.folder import IGNORED_DIRS, SPLIT_NAMES, import_folder
 from core.errors import ImageLabError
 from core.store.workspace import Workspace
+from core.units import format_size
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 _CHUNK = 1 << 16
@@ -128,12 +129,12 @@ def _stream(src, target: Path, budget: _Budget, limit: int) -> str | None:
             written += len(chunk)
             budget.written += len(chunk)
             if written > limit:
-                return f"file too large (over {limit / 1e6:.0f} MB when extracted)"
+                return f"file too large (over {format_size(limit)} when extracted)"
             if budget.over_ratio():
                 return (f"decompression bomb: the archive expands more than "
                         f"{budget.limits.max_ratio:.0f}× its size")
             if budget.over_total():
-                return f"archive expands beyond {budget.limits.max_total_bytes / 1e9:.1f} GB"
+                return f"archive expands beyond {format_size(budget.limits.max_total_bytes)}"
             out.write(chunk)
 
 
@@ -184,7 +185,7 @@ def _extract_zip(path, dest, writer, display, limits, progress) -> int:
                 writer.skip(rel, "unsafe path in archive (absolute or with '..'): refused")
                 continue
             if info.file_size > limits.max_member_bytes:
-                writer.skip(rel, f"file too large ({info.file_size / 1e6:.0f} MB)")
+                writer.skip(rel, f"file too large ({format_size(info.file_size)})")
                 continue
             if info.compress_size and info.file_size > limits.ratio_floor_bytes / 8 and \
                     info.file_size / info.compress_size > limits.max_ratio:
@@ -249,7 +250,7 @@ def _extract_tar(path, dest, writer, display, limits, progress) -> int:
                     writer.skip(rel, f"refused by the tar data filter: {exc}")
                     continue
                 if member.size > limits.max_member_bytes:
-                    writer.skip(rel, f"file too large ({member.size / 1e6:.0f} MB)")
+                    writer.skip(rel, f"file too large ({format_size(member.size)})")
                     continue
                 target, refused = _place(dest, safe, seen)
                 if target is None:

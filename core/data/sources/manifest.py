@@ -36,6 +36,7 @@ from core.data.import_reading import SourceItem
 from core.data.ingest import DatasetWriter
 from core.data.net import fetch_bytes
 from core.errors import ImageLabError
+from core.units import format_size
 
 MANIFEST_SUFFIXES = (".csv", ".json")
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
@@ -207,7 +208,7 @@ def manifest_text(raw: bytes, display: str) -> str:
     if there are more than ``MAX_MANIFEST_BYTES``."""
     if len(raw) > MAX_MANIFEST_BYTES:
         raise ImageLabError(f"manifest {display} is larger than the limit of "
-                            f"{MAX_MANIFEST_BYTES // 2**20} MiB")
+                            f"{format_size(MAX_MANIFEST_BYTES)}")
     return raw.decode("utf-8", errors="replace")
 
 
