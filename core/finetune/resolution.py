@@ -9,7 +9,8 @@ small batch, estimates the seconds per epoch for the dataset, and takes the larg
 candidate size whose epoch fits ``EPOCH_BUDGET_S`` (the smallest size is timed first, each
 larger one is predicted from it by area and timed only if the prediction fits). The choice and its estimate are
 recorded with the run (``finetune.json``'s ``resolution``), so the page can say "160 px at
-about 41 s per epoch".
+about 41 s per epoch". Step timings are kept for the process, so preparing the same
+fine-tune again (a page rerun) costs no timing.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ EPOCH_BUDGET_S = 60.0
 TIMING_BATCH = 4             # small: the timing must stay cheap (~3 s on 2 cores)
 TIMING_LIMIT_S = 3.0         # past this, a size is chosen on its predicted (area-scaled) time
 VAL_COST = 1 / 3             # a validation image costs a forward pass: ~1/3 of forward+backward
+# Step timings per (model class, parameter count, input channels, frozen groups, threads),
+# kept for the process: a page that prepares the same fine-tune again times nothing.
+_TIMINGS: dict[tuple, dict[int, float]] = {}
 
 
 def untimed_rule(image_size: int, why: str) -> dict:
@@ -48,18 +52,28 @@ def choose_image_size(model: nn.Module, groups: list[LayerGroup], frozen: list[s
         return untimed_rule(weights_size, "the weights' resolution (on a GPU)")
     if body <= set(frozen) and not unfreeze_after:
         return untimed_rule(weights_size, "the weights' resolution: only the head trains, "
-                                               "the frozen body runs once per image")
+                                          "the frozen body runs once per image")
     if (getattr(model, "pretrained_cfg", None) or {}).get("fixed_input_size"):   # a timm ViT
         return untimed_rule(weights_size, "the weights' resolution: this architecture "
-                                               "takes one input size only")
+                                          "takes one input size only")
     sizes = [weights_size] + [s for s in CANDIDATE_SIZES if s < weights_size]
+    timed_frozen = [] if unfreeze_after else frozen      # with unfreezing: the costly epochs
     model.train()
-    set_frozen(model, groups, [] if unfreeze_after else frozen)   # the costliest epochs
+    set_frozen(model, groups, timed_frozen)
     channels = next(p for p in model.parameters() if p.ndim == 4).shape[1]
+    steps = _TIMINGS.setdefault((type(model).__qualname__, sum(p.numel() for p in model.parameters()),
+                                 channels, tuple(sorted(timed_frozen)), torch.get_num_threads()), {})
     start = time.perf_counter()
-    _step_seconds(model, sizes[-1], channels)          # warm-up: first-call costs
-    per_pixel = _step_seconds(model, sizes[-1], channels) / sizes[-1] ** 2
-    measured = {sizes[-1]: _epoch(per_pixel * sizes[-1] ** 2, num_train, num_val)}
+
+    def step(size: int) -> float:
+        if size not in steps:
+            if not steps:
+                _step_seconds(model, size, channels)   # warm-up: first-call costs
+            steps[size] = _step_seconds(model, size, channels)
+        return steps[size]
+
+    per_pixel = step(sizes[-1]) / sizes[-1] ** 2
+    measured = {sizes[-1]: _epoch(step(sizes[-1]), num_train, num_val)}
     chosen, estimate = sizes[-1], measured[sizes[-1]]
     for size in sizes[:-1]:       # largest first: predicted from the smallest, then timed
         predicted = _epoch(per_pixel * size ** 2, num_train, num_val)
@@ -68,7 +82,7 @@ def choose_image_size(model: nn.Module, groups: list[LayerGroup], frozen: list[s
         if time.perf_counter() - start > TIMING_LIMIT_S:   # a slow CPU: trust the prediction
             chosen, estimate = size, predicted
             break
-        measured[size] = _epoch(_step_seconds(model, size, channels), num_train, num_val)
+        measured[size] = _epoch(step(size), num_train, num_val)
         if measured[size] <= EPOCH_BUDGET_S:
             chosen, estimate = size, measured[size]
             break

@@ -191,6 +191,8 @@ def test_resolution_rule_keeps_the_weights_size_or_measures_the_cpu():
     small = choose_image_size(model, groups, [], 0, 224, device_type="cpu", **kw)
     assert small["image_size"] == 224 and 0 < small["epoch_seconds"] <= EPOCH_BUDGET_S
     assert [s for s, _ in small["measured"]][-1] == min(CANDIDATE_SIZES)   # timed first
+    # the timings are kept: preparing the same fine-tune again gives the same answer
+    assert choose_image_size(model, groups, [], 0, 224, device_type="cpu", **kw) == small
     # a billion images fit no size: the smallest candidate, its estimate over the budget
     huge = choose_image_size(model, groups, [], 0, 224, device_type="cpu",
                              num_train=10 ** 9, num_val=0)
