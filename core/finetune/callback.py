@@ -62,7 +62,7 @@ class FineTuning(Callback):
         trainer.optimizer = optimizer_for(
             param_groups(model, groups, mults, trainer.cfg.weight_decay), trainer.cfg)
         self.schedule = FreezeSchedule(groups, frozen, int(ft.get("unfreeze_after") or 0))
-        self.frozen_body = FrozenBody(names)
+        self.frozen_body = FrozenBody(model, groups)
 
     def on_train_epoch_start(self, trainer: Trainer) -> None:
         """Freeze the groups frozen at this epoch (after ``model.train()``); with only the

@@ -1,8 +1,9 @@
 """A frozen body costs one forward pass: the head trains on memoised body features.
 
 When every layer group but the head is frozen (head-only fine-tuning, the quick probe, the
-LR finder on such a config, the frozen epochs of gradual unfreezing), the whole model runs
-in eval mode, dropout before the head included, whether or not features are cached. The
+LR finder on such a config, the frozen epochs of gradual unfreezing) and the head group is
+the final ``nn.Linear`` alone, the whole model runs in eval mode, dropout before the head
+included, whether or not features are cached. The
 body is then a fixed function of its input image, so the head's input (the input of the
 final ``nn.Linear``, caught with a forward hook) can be computed once per image and reused:
 
@@ -11,8 +12,11 @@ final ``nn.Linear``, caught with a forward hook) can be computed once per image 
   ``draw_flips``, so the cached and the pixel path see the same flips at every step;
 - validation keeps one row per image (no augmentation);
 - rows are computed when a batch first needs them, in that batch, under the trainer's
-  device, autocast and memory format: never more body passes than the pixel path makes,
-  and at most one per image and flip state over the whole frozen phase.
+  device, autocast and memory format; a training step tops its body pass up to a whole
+  batch with rows still missing: no step costs more than a pixel step (a probe or an LR
+  range test shorter than an epoch costs what it did), there is one body pass per image
+  and flip state over the whole frozen phase, and the twins are ready after about two
+  epochs.
 
 So the cache only memoises: it is the same model as running the body at every step, only
 faster. It applies when the augmentation is flip-only (a crop, rotation or colour jitter
@@ -33,7 +37,7 @@ import time
 import torch
 from torch import nn
 
-from core.finetune.groups import HEAD, head_module_name
+from core.finetune.groups import HEAD, LayerGroup, head_module_name
 from core.training.trainer import Trainer
 
 FEATURE_MEMORY_LIMIT = 1 << 31
@@ -84,7 +88,11 @@ class FeatureCache:
 
     def batch(self, t: Trainer, split, idx: torch.Tensor, *, train: bool) -> torch.Tensor:
         """The head's inputs for positions ``idx`` of ``split``: flipped as the augmentation
-        draws them (from ``t.aug_rng``, as the pixel path would) when ``train``."""
+        draws them (from ``t.aug_rng``, as the pixel path would) when ``train``.
+
+        Missing rows are computed in one body pass; a training batch tops that pass up to a
+        whole batch with rows still missing elsewhere, so no step costs more than a pixel
+        step and the rows a later step needs are ready in about one more epoch."""
         flips = t.augment.draw_flips(len(idx), t.aug_rng, t.device) if train else None
         if self._stamp != self._body_stamp():      # the body changed: its rows are stale
             self._rows.clear()
@@ -93,17 +101,24 @@ class FeatureCache:
         if which is None:                          # another split (e.g. a test split)
             return self._compute(t, split, idx, flips)
         feats, known = self._table(which, train, len(split), t.device)
+        feats, known, slots = feats.flatten(0, 1), known.view(-1), known.shape[1]
         pos = idx.to(t.device)
-        slot = (flips < 0).long() if flips is not None and self.flip \
-            else torch.zeros_like(pos)
-        need = (~known[pos, slot]).nonzero().flatten()
-        if len(need):
-            got = self._compute(t, split, idx[need.to(idx.device)],
-                                flips[need] if flips is not None else None)
+        keys = pos * slots + ((flips < 0).long() if slots == 2 else 0)   # row of (image, flip)
+        missing = keys[~known[keys]]               # in batch order: the pixel path's batch
+        if len(missing.unique()) != len(missing):  # an image drawn twice (sampler)
+            missing = missing.unique()
+        if train and len(missing) < len(idx):
+            rest = (~known).nonzero().flatten()
+            rest = rest[~torch.isin(rest, missing)][:len(idx) - len(missing)]
+            missing = torch.cat([missing, rest])
+        if len(missing):
+            mirrored = missing % slots             # slot 1 is the mirrored image
+            got = self._compute(t, split, missing // slots,
+                                (1 - 2 * mirrored).float() if train else None)
             with torch.inference_mode(False):
-                feats[pos[need], slot[need]] = got
-                known[pos[need], slot[need]] = True
-        return feats[pos, slot]
+                feats[missing] = got
+                known[missing] = True
+        return feats[keys]
 
     def _table(self, which: str, train: bool, n: int, device) -> tuple:
         key = (which, train)
@@ -178,11 +193,15 @@ def open_cache(t: Trainer) -> tuple[FeatureCache | None, str]:
 
 class FrozenBody:
     """What the fine-tuning callback does at each epoch start about a frozen body: when
-    every group but the head is frozen, eval mode for the whole model, and the feature
-    cache when it can serve (else the pixel path, with the reason in the epoch record)."""
+    every group but the head is frozen and the head group is the last linear layer alone,
+    eval mode for the whole model, and the feature cache when it can serve (else the pixel
+    path, with the reason in the epoch record)."""
 
-    def __init__(self, names: list[str]):
-        self.names = names
+    def __init__(self, model: nn.Module, groups: list[LayerGroup]):
+        self.names = [g.name for g in groups]
+        head = head_module_name(model)
+        linear = {f"{head}.{n}" for n, _ in model.get_submodule(head).named_parameters()}
+        self.linear_head = any(g.name == HEAD and set(g.params) == linear for g in groups)
         self.cache: FeatureCache | None = None
 
     def epoch_start(self, t: Trainer, frozen: list[str]) -> None:
@@ -193,6 +212,11 @@ class FrozenBody:
             if "feature_cache" in extras:
                 extras["feature_cache"] = False
                 extras.pop("feature_cache_off", None)
+            return
+        if not self.linear_head:     # e.g. a timm head with its own norm: it trains as it is
+            t.head_inputs, self.cache = None, None
+            extras.update(feature_cache=False, feature_cache_off="the head group holds more "
+                          "than the last linear layer")
             return
         t.model.eval()           # the body, and any dropout before the head, as at inference
         reason = ""
