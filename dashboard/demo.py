@@ -9,6 +9,7 @@ from PIL import Image
 from core.data.catalog import list_datasets
 from core.data.gallery import image_page
 from core.data.net import fetch_bytes
+from core.data.url_guard import redact_url
 from core.errors import ImageLabError
 from core.evaluation.gradcam import explain
 from core.inference.predictor import LoadedModel, Prediction, decode_for_prediction, predict_one
@@ -46,7 +47,7 @@ def collect_inputs(ws) -> list[tuple[str, bytes]]:
         if url:
             fetched = _fetched(url)
             if fetched is not None:
-                images.append((url, fetched))
+                images.append((redact_url(url), fetched))   # the caption hides user:pass@
     return images
 
 

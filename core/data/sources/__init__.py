@@ -30,6 +30,7 @@ from core.data.sources import archive, file_kind, folder, manifest, sql, torchvi
 from core.data.sources.archive import ARCHIVE_SUFFIXES
 from core.data.sources.sql import is_sql_url
 from core.data.sources.uploads import import_uploaded_archive, import_uploaded_files
+from core.data.url_guard import redact_url
 from core.errors import ImageLabError
 from core.store.path_policy import check_server_path
 from core.store.workspace import Workspace
@@ -166,4 +167,4 @@ def source_kind(source: str) -> str:
 
 def _describe(source: str) -> str:
     """The source as stored on the dataset (passwords in URLs hidden)."""
-    return re.sub(r"//([^/:@]+):[^/@]*@", r"//\1:***@", source)[:500]
+    return redact_url(source)[:500] if "//" in source else source[:500]

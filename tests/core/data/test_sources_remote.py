@@ -141,3 +141,15 @@ def test_torchvision_reads_files_already_on_disk(workspace, tmp_path):
     with workspace.db() as conn:
         w, h, mode = conn.execute("SELECT width, height, mode FROM images LIMIT 1").fetchone()
     assert (w, h, mode) == (28, 28, "L")
+
+
+def test_url_credentials_are_not_stored_with_the_dataset(workspace, http_server, monkeypatch):
+    base, _ = http_server
+    monkeypatch.setenv(ALLOW_ENV, "1")
+    host = base.split("//", 1)[1]
+    for url in (f"http://tok3nvalue@{host}/pets.zip", f"http://ada:s3cret@{host}/pets.zip"):
+        name = "tok" if "tok3n" in url else "pw"
+        import_source(workspace, url, name)
+        with workspace.db() as conn:
+            source = conn.execute("SELECT source FROM datasets WHERE name = ?", (name,)).fetchone()[0]
+        assert "tok3nvalue" not in source and "s3cret" not in source and "***@" in source
