@@ -85,7 +85,7 @@ def cmd_train(args, ws) -> int:
 
 def _human(s: dict) -> str:
     m = s["metrics"]
-    last = (f"; final epoch {m['val_accuracy']:.4f} (last.pt)"
+    last = (f"; final epoch {m['val_accuracy']:.1%} · last.pt"
             if m.get("val_accuracy") is not None else "")
     return (f"run {s['run_id']}: {s['status']}"
             + (f" ({s['message']})" if s.get("message") else "")
