@@ -29,7 +29,8 @@ CANDIDATE_SIZES = (224, 192, 160, 128)     # below the weights' own size, larges
 # epochs and evaluation, and shows a first validation result within a minute.
 EPOCH_BUDGET_S = 60.0
 TIMING_BATCH = 4             # small: the timing must stay cheap (~3 s on 2 cores)
-TIMING_LIMIT_S = 3.0         # past this, a size is chosen on its predicted (area-scaled) time
+TIMING_LIMIT_S = 3.0         # timing spent past this: a size is chosen on its predicted time
+WARM_UP = 0                  # the timings' entry for the untimed first pass
 VAL_COST = 1 / 3             # a validation image costs a forward pass: ~1/3 of forward+backward
 # Step timings per (model class, parameter count, input channels, frozen groups, threads),
 # kept for the process: a page that prepares the same fine-tune again times nothing.
@@ -63,12 +64,11 @@ def choose_image_size(model: nn.Module, groups: list[LayerGroup], frozen: list[s
     channels = next(p for p in model.parameters() if p.ndim == 4).shape[1]
     steps = _TIMINGS.setdefault((type(model).__qualname__, sum(p.numel() for p in model.parameters()),
                                  channels, tuple(sorted(timed_frozen)), torch.get_num_threads()), {})
-    start = time.perf_counter()
 
     def step(size: int) -> float:
         if size not in steps:
             if not steps:
-                _step_seconds(model, size, channels)   # warm-up: first-call costs
+                steps[WARM_UP] = _step_seconds(model, size, channels)   # first-call costs
             steps[size] = _step_seconds(model, size, channels)
         return steps[size]
 
@@ -79,8 +79,8 @@ def choose_image_size(model: nn.Module, groups: list[LayerGroup], frozen: list[s
         predicted = _epoch(per_pixel * size ** 2, num_train, num_val)
         if predicted > EPOCH_BUDGET_S:
             continue
-        if time.perf_counter() - start > TIMING_LIMIT_S:   # a slow CPU: trust the prediction
-            chosen, estimate = size, predicted
+        if size not in steps and sum(steps.values()) > TIMING_LIMIT_S:
+            chosen, estimate = size, predicted        # a slow CPU: trust the prediction
             break
         measured[size] = _epoch(step(size), num_train, num_val)
         if measured[size] <= EPOCH_BUDGET_S:
