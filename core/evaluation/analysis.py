@@ -10,6 +10,7 @@ import json
 
 import numpy as np
 
+from core.labels.versions import version_numbers
 from core.store.workspace import Workspace
 
 
@@ -52,8 +53,15 @@ def _row(preds: dict, labels: list[str], i: int) -> dict:
             "loss": float(preds["loss"][i])}
 
 
+# Run metrics named by the checkpoint they belong to, in the comparison table.
+CHECKPOINT_METRICS = {"best_val_accuracy": "val_accuracy (best.pt)",
+                      "best_epoch": "epoch of best.pt",
+                      "val_accuracy": "val_accuracy (last.pt, final epoch)"}
+
+
 def compare_runs(ws: Workspace, run_ids: list[str]) -> dict:
-    """Hyperparameters and final metrics side by side; ``differs`` lists the keys that vary."""
+    """Hyperparameters and final metrics side by side, each metric named by its checkpoint
+    and the label version numbered (``v12``); ``differs`` lists the keys that vary."""
     rows = []
     with ws.db() as conn:
         for run_id in run_ids:
@@ -67,9 +75,13 @@ def compare_runs(ws: Workspace, run_ids: list[str]) -> dict:
             row = {"run": r["id"], "name": r["name"], "dataset": r["dataset"], "status": r["status"],
                    "label_version": r["label_version"]}
             row.update({k: v for k, v in cfg.items() if k != "dataset"})
-            row.update({f"metric:{k}": v for k, v in metrics.items()
+            row.update({f"metric:{CHECKPOINT_METRICS.get(k, k)}": v for k, v in metrics.items()
                         if isinstance(v, (int, float))})
             rows.append(row)
+    for row in rows:                     # the label version as people read it: v12
+        v = row.get("label_version")
+        if row["dataset"] and isinstance(v, int):
+            row["label_version"] = f"v{version_numbers(ws, row['dataset'], [v])[v]}"
     keys = list(dict.fromkeys(k for row in rows for k in row))
     differs = [k for k in keys if k != "run" and len({json.dumps(row.get(k), default=str)
                                                        for row in rows}) > 1]

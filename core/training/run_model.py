@@ -28,7 +28,7 @@ from PIL import Image
 from core.data.preprocess import Preprocessing
 from core.errors import ImageLabError, NotFoundError
 from core.models import create_model
-from core.store.run_paths import RunPaths, checked_run_id, run_paths
+from core.store.run_paths import DEFAULT_CHECKPOINT, RunPaths, checked_run_id, run_paths
 from core.store.workspace import Workspace
 from core.training.checkpoint import load_checkpoint
 
@@ -86,7 +86,7 @@ class LoadedModel:
         return torch.softmax(logits / t, dim=1).numpy()
 
 
-def checkpoint_path(ws: Workspace, run_id: str, which: str = "best") -> Path:
+def checkpoint_path(ws: Workspace, run_id: str, which: str = DEFAULT_CHECKPOINT) -> Path:
     """The run's ``which``.pt file; ``best`` falls back to ``last.pt``.
 
     ``run_id`` must be a run of ``ws``'s runs table (``checked_run_id``), so the file is always
@@ -101,7 +101,7 @@ def checkpoint_path(ws: Workspace, run_id: str, which: str = "best") -> Path:
     raise ImageLabError(f"run {run_id} has no checkpoint yet (it has not finished an epoch)")
 
 
-def load_run_model(ws: Workspace, run_id: str, which: str = "best") -> LoadedModel:
+def load_run_model(ws: Workspace, run_id: str, which: str = DEFAULT_CHECKPOINT) -> LoadedModel:
     """A finished run's model from ``best.pt`` (else ``last.pt``), ready to predict.
 
     Raises ``NotFoundError`` for an unknown run (not in the runs table), ``ImageLabError`` for a

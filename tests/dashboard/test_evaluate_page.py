@@ -95,6 +95,10 @@ def test_compare_with_the_previous_run_in_one_click(trained_workspace):
     assert any(f"Comparing 2 runs: {second.id}, {first}" in c.value for c in at.caption)
     table = at.dataframe[1].value
     assert list(table["run"]) == [second.id, first]
+    # each accuracy named by its checkpoint, the label version by its number
+    assert {"metric:val_accuracy (best.pt)", "metric:val_accuracy (last.pt, final epoch)",
+            "metric:epoch of best.pt"} <= set(table.columns)
+    assert list(table["label_version"]) == ["v1", "v1"]
     acc = json.loads(at.get("plotly_chart")[-2].proto.spec)
     assert {t["name"] for t in acc["data"]} >= {second.id, first}
     csv = at.get("download_button")[-1].proto
