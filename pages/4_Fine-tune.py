@@ -32,9 +32,7 @@ if not datasets:
     st.info("The workspace has no datasets yet: import one on the Data page.")
     st.stop()
 
-# ?source=ARCH:imagenet (the Train page's photo hint, dashboard.training.photo_hint) names
-# the pretrained start to open on: handed to the source picker as "ft_source_request"
-if st.query_params.get("source"):
+if st.query_params.get("source"):    # the Train page's photo hint: the start to open on
     st.session_state["ft_source_request"] = st.query_params["source"]
 
 left, right = st.columns([3, 2], gap="large")
