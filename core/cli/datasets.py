@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from core.cli.output import StderrProgress, emit, log, table
 from core.data import catalog
+from core.data.files import shown_name
 from core.data.net import redact_url
 from core.data.quality import quality_report
 from core.data.samples import SAMPLES, ensure_samples
@@ -109,7 +110,7 @@ def cmd_import(args, ws) -> int:
         download=not args.no_download, limit=args.limit, sha256=args.sha256,
         max_bytes=int(args.max_mb * 1024 * 1024) if args.max_mb else None, timeout=args.timeout,
         allow_private_urls=args.allow_private_urls, count=args.count, size=args.size)
-    log(f"importing {redact_url(args.source)} …")
+    log(f"importing {redact_url(shown_name(args.source))} …")
     report = import_source(ws, args.source, args.name, opts, progress=StderrProgress())
     emit(args, report.to_dict(), _human_report)
     return 0

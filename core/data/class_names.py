@@ -28,6 +28,8 @@ def class_name_problem(name: str) -> str | None:
         return f"the class name has {len(name)} characters (at most {MAX_NAME})"
     if any(unicodedata.category(ch) == "Cc" for ch in name):
         return "the class name holds a control character (a newline or tab)"
+    if any(unicodedata.category(ch) == "Cs" for ch in name):
+        return "the class name is not valid text (a folder name with bytes that are not UTF-8)"
     return None
 
 

@@ -25,6 +25,16 @@ from core.units import format_size
 _NOT_REGULAR = "is not a regular file (a device, pipe or socket): refused, it may never end"
 
 
+def shown_name(name: str) -> str:
+    """``name`` as valid text for the report, the database and the terminal: bytes of a file
+    name that are not UTF-8 (which Python keeps as lone surrogates) become U+FFFD."""
+    try:
+        raw = name.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raw = name.encode("utf-8", "surrogatepass")
+    return raw.decode("utf-8", "replace")
+
+
 def kind_refusal(mode: int) -> str | None:
     """Why a file of ``st_mode`` ``mode`` may not be read (None for a regular file)."""
     if stat.S_ISREG(mode):

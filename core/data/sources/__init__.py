@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 
 from core.data import net
-from core.data.files import check_file_or_folder, read_file
+from core.data.files import check_file_or_folder, read_file, shown_name
 from core.data.import_rows import ImportReport
 from core.data.ingest import DatasetWriter, Progress
 from core.data.samples import import_sample
@@ -123,8 +123,8 @@ def import_source(ws: Workspace, source: str, name: str | None = None,
                 raise ImageLabError(f"{path.name} is not a readable archive (damaged, or not "
                                     "really a zip/tar)")
             else:
-                file_kind.note_appended_archive(writer, path, path.name)
-                ok = writer.add_bytes(read_file(path), original_name=path.name,
+                file_kind.note_appended_archive(writer, path, shown_name(path.name))
+                ok = writer.add_bytes(read_file(path), original_name=shown_name(path.name),
                                       label=opts.label)
                 if not ok:
                     raise ImageLabError(f"{path.name}: {writer.skipped[-1].reason}")
@@ -167,4 +167,5 @@ def source_kind(source: str) -> str:
 
 def _describe(source: str) -> str:
     """The source as stored on the dataset (passwords in URLs hidden)."""
+    source = shown_name(source)     # a path with bytes that are not UTF-8
     return redact_url(source)[:500] if "//" in source else source[:500]

@@ -16,6 +16,7 @@ imports what it had.
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import shutil
@@ -26,8 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.data.decode import MAX_FILE_BYTES
+from core.data.files import shown_name
 from core.data.ingest import DatasetWriter
-from core.data.sources.folder import IGNORED_DIRS, SPLIT_NAMES, import_folder
+from core.data.sources.folder import IGNORED_DIRS, import_folder, unwrap_single_folder
 from core.errors import ImageLabError
 from core.store.workspace import Workspace
 from core.units import format_size
@@ -58,14 +60,14 @@ def import_archive(ws: Workspace, writer: DatasetWriter, path: Path, *, display_
                    progress=None) -> None:
     """Extract ``path`` safely into the workspace's tmp/ and import it as a folder."""
     path = Path(path)
-    display = display_name or path.name
+    display = shown_name(display_name or path.name)
     if not path.is_file():
         raise ImageLabError(f"archive {path} not found")
     dest = ws.tmp_dir / f"extract-{secrets.token_hex(6)}"
     dest.mkdir(parents=True)
     try:
         extract_safely(path, dest, writer, display, limits or ArchiveLimits(), progress)
-        root = _unwrap(dest)
+        root = unwrap_single_folder(dest)
         for entry in sorted(dest.iterdir()) if root != dest else ():   # never listed below
             if entry.name in IGNORED_DIRS:
                 writer.note(f"{display}:{entry.name}/: macOS metadata folder ignored")
@@ -87,6 +89,19 @@ def extract_safely(path: Path, dest: Path, writer: DatasetWriter, display: str,
     if is_tar:
         return _extract_tar(path, dest, writer, display, limits, progress)
     raise ImageLabError(f"{display} is not a zip or tar archive (or it is damaged)")
+
+
+class _Watched(tarfile.TarInfo):
+    """Keeps on its TarFile why the last header could not be read: tarfile ends a listing
+    at a damaged header as at the end, and the rest must not be dropped unreported."""
+
+    @classmethod
+    def fromtarfile(cls, tarfile_):
+        try:
+            return super().fromtarfile(tarfile_)
+        except tarfile.HeaderError as exc:
+            tarfile_.bad_header = exc
+            raise
 
 
 class _Budget:
@@ -140,9 +155,9 @@ def _stream(src, target: Path, budget: _Budget, limit: int) -> str | None:
 
 def _place(dest: Path, safe: str, seen: set[str]) -> tuple[Path | None, str | None]:
     """(where member ``safe`` goes, None) or (None, why it cannot be extracted)."""
-    if len(safe.encode()) > MAX_PATH_BYTES:
-        return None, f"path longer than {MAX_PATH_BYTES} bytes (refused)"
-    if any(len(part.encode()) > MAX_NAME_BYTES for part in safe.split("/")):
+    if len(os.fsencode(safe)) > MAX_PATH_BYTES:          # bytes on disk (a tar's name may
+        return None, f"path longer than {MAX_PATH_BYTES} bytes (refused)"   # not be UTF-8)
+    if any(len(os.fsencode(part)) > MAX_NAME_BYTES for part in safe.split("/")):
         return None, f"a file or folder name longer than {MAX_NAME_BYTES} bytes (refused)"
     key = safe.lower()
     if key in seen:
@@ -217,7 +232,7 @@ def _extract_zip(path, dest, writer, display, limits, progress) -> int:
 
 def _extract_tar(path, dest, writer, display, limits, progress) -> int:
     try:
-        tf = tarfile.open(path, "r:*")
+        tf = tarfile.open(path, "r:*", tarinfo=_Watched)
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise ImageLabError(f"{display} is not a readable tar archive: {exc}") from None
     budget = _Budget(limits, path.stat().st_size)
@@ -228,7 +243,7 @@ def _extract_tar(path, dest, writer, display, limits, progress) -> int:
             for member in tf:
                 members += 1
                 _check_count(members, display, limits)
-                rel = f"{display}:{member.name}"
+                rel = f"{display}:{shown_name(member.name)}"
                 if member.isdir():
                     continue
                 if member.issym():
@@ -262,6 +277,9 @@ def _extract_tar(path, dest, writer, display, limits, progress) -> int:
                         "unreadable archive member"
                 except OSError as exc:    # e.g. a path too long for this file system
                     reason = f"cannot be extracted here: {exc.strerror or exc}"
+                except (tarfile.TarError, EOFError, zlib.error):
+                    target.unlink(missing_ok=True)      # never import half a member
+                    raise
                 if reason:
                     target.unlink(missing_ok=True)
                     writer.skip(rel, reason)
@@ -272,6 +290,10 @@ def _extract_tar(path, dest, writer, display, limits, progress) -> int:
                 count += 1
                 if progress and count % 200 == 0:
                     progress(count, None, f"extracting {display}")
+            else:       # the listing ended: at the end marker, or at a damaged header?
+                bad = getattr(tf, "bad_header", None)
+                if isinstance(bad, (tarfile.InvalidHeaderError, tarfile.TruncatedHeaderError)):
+                    raise tarfile.ReadError(f"an unreadable entry header ({bad})")
         except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:   # zlib: a damaged stream
             writer.skip(f"{display}:(after {count} files)",
                         f"damaged archive: {exc or type(exc).__name__}; the rest was not read")
@@ -281,15 +303,3 @@ def _extract_tar(path, dest, writer, display, limits, progress) -> int:
 def _skip_rest(writer, display: str, remaining: int | None, reason: str) -> None:
     what = f"the remaining {remaining} entries" if remaining is not None else "the rest of the archive"
     writer.skip(f"{display}:(rest)", f"{what} not extracted: {reason}")
-
-
-def _unwrap(root: Path) -> Path:
-    """Descend through a single wrapping folder (``data.zip`` → ``data/cat/...``)."""
-    while True:
-        entries = [e for e in root.iterdir() if e.name not in IGNORED_DIRS]
-        if len(entries) != 1 or not entries[0].is_dir() or entries[0].is_symlink():
-            return root
-        only = entries[0]
-        if only.name.lower() in SPLIT_NAMES or not any(e.is_dir() for e in only.iterdir()):
-            return root
-        root = only

@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-from core.data.files import read_file
+from core.data.files import read_file, shown_name
 from core.data.import_reading import SourceItem
 from core.data.ingest import DatasetWriter
 from core.errors import ImageLabError
@@ -38,7 +38,7 @@ def folder_items(root: Path, writer: DatasetWriter, *, prefix: str = "",
     root = Path(root)
     if not root.is_dir():
         raise ImageLabError(f"{root} is not a folder")
-    entries = _list_dir(root, writer, prefix)
+    entries = _list_dir(root, writer, prefix, top=True)
     items: list[SourceItem] = []
     split_layout = any(is_dir and d.name.lower() in SPLIT_NAMES for d, _, is_dir in entries)
     for f, rel, is_dir in entries:
@@ -77,10 +77,13 @@ def _item(path: Path, name: str, label: str | None, split: str | None) -> Source
     return SourceItem(name, lambda p=path: read_file(p), label, split, path=path)
 
 
-def _list_dir(folder: Path, writer: DatasetWriter, base: str) -> list[tuple[Path, str, bool]]:
+def _list_dir(folder: Path, writer: DatasetWriter, base: str,
+              top: bool = False) -> list[tuple[Path, str, bool]]:
     """(path, name for the report, is a folder) of the regular files and real folders in
     ``folder``, sorted by name; ``base`` prefixes the names. The rest is reported.
 
+    A sub-folder that cannot be listed (no permission, a path too long) is one line of
+    the report; only the ``top`` folder of the source raises ``ImageLabError``.
     ``os.scandir`` gives each entry's type from the directory listing itself, so a
     folder of 10,000 files costs no system call per file.
     """
@@ -89,9 +92,13 @@ def _list_dir(folder: Path, writer: DatasetWriter, base: str) -> list[tuple[Path
         with os.scandir(folder) as it:
             entries = sorted(it, key=lambda e: e.name)
     except OSError as exc:
-        raise ImageLabError(f"cannot read folder {folder}: {exc.strerror or exc}") from None
+        if top:
+            raise ImageLabError(f"cannot read folder {folder}: {exc.strerror or exc}") from None
+        writer.skip(base, f"cannot read this folder: {exc.strerror or exc} (its files were "
+                          "not imported)")
+        return []
     for entry in entries:
-        rel = base + entry.name
+        rel = base + shown_name(entry.name)     # names that are not UTF-8 shown with U+FFFD
         try:
             if entry.is_symlink():
                 writer.skip(rel, "symbolic link (not followed)")
@@ -110,8 +117,27 @@ def _list_dir(folder: Path, writer: DatasetWriter, base: str) -> list[tuple[Path
 
 
 def _walk_files(folder: Path, writer: DatasetWriter, base: str) -> Iterator[tuple[Path, str]]:
-    for path, rel, is_dir in _list_dir(folder, writer, base):
-        if is_dir:
-            yield from _walk_files(path, writer, rel + "/")
+    """(path, name for the report) of every file under ``folder``, depth first in name
+    order; a stack, not recursion, so a tree thousands of folders deep is no error."""
+    stack = [iter(_list_dir(folder, writer, base))]
+    while stack:
+        entry = next(stack[-1], None)
+        if entry is None:
+            stack.pop()
+        elif entry[2]:
+            stack.append(iter(_list_dir(entry[0], writer, entry[1] + "/")))
         else:
-            yield path, rel
+            yield entry[0], entry[1]
+
+
+def unwrap_single_folder(root: Path) -> Path:
+    """The folder below ``root`` that holds the layout: descend through single wrapping
+    folders (an extracted ``data.zip`` → ``data/cat/...``), never into a split folder."""
+    while True:
+        entries = [e for e in root.iterdir() if e.name not in IGNORED_DIRS]
+        if len(entries) != 1 or not entries[0].is_dir() or entries[0].is_symlink():
+            return root
+        only = entries[0]
+        if only.name.lower() in SPLIT_NAMES or not any(e.is_dir() for e in only.iterdir()):
+            return root
+        root = only

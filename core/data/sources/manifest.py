@@ -35,6 +35,7 @@ from core.data.files import read_file
 from core.data.import_reading import SourceItem
 from core.data.ingest import DatasetWriter
 from core.data.net import fetch_bytes
+from core.data.url_guard import redact_url
 from core.errors import ImageLabError
 from core.units import format_size
 
@@ -121,15 +122,15 @@ def manifest_items(writer: DatasetWriter, text: str, display: str, *, base_dir: 
             split = split.lower()
             split = {"valid": "val", "validation": "val", "training": "train"}.get(split, split)
             if split not in SPLITS:
-                writer.skip(f"{where}: {path or url}", f"unknown split {split!r} "
-                                                       f"(use {', '.join(SPLITS)})")
+                writer.skip(f"{where}: {redact_url(path or url or '')}",
+                            f"unknown split {split!r} (use {', '.join(SPLITS)})")
                 continue
         if not label:
             label = None
         if base is None and (url or path):
             target, reason = _remote_url(url or path, base_url, url_column=bool(url))
             if target is None:
-                writer.skip(f"{where}: {url or path}", reason)
+                writer.skip(f"{where}: {redact_url(url or path)}", reason)
                 continue
             if label is None:
                 writer.note(f"{where}: empty label, imported unlabelled")
@@ -163,7 +164,8 @@ def manifest_items(writer: DatasetWriter, text: str, display: str, *, base_dir: 
 def _url_item(url: str, label: str | None, split: str | None,
               url_options: dict | None) -> SourceItem:
     """A row naming ``url``, fetched (with every check) by ``fetch_bytes`` when read."""
-    return SourceItem(url, lambda: fetch_bytes(url, **(url_options or {})), label, split or None)
+    return SourceItem(redact_url(url), lambda: fetch_bytes(url, **(url_options or {})), label,
+                      split or None)     # the name shows no URL password
 
 
 def _remote_url(value: str, base_url: str | None, *, url_column: bool) -> tuple[str | None, str]:
