@@ -25,8 +25,9 @@ def _add_common(p, source_required: bool) -> None:
                         ".pt/.pth/.bin/.safetensors file (with --arch NAME when it does not "
                         "say; another naming scheme is mapped by order)")
     p.add_argument("--dataset", help="the dataset to fine-tune on (see `datasets list`)")
-    p.add_argument("--freeze", default="none",
-                   help="none (train everything), head (train the head only: a linear probe), "
+    p.add_argument("--freeze", default="auto",
+                   help="auto (default: head from ImageNet weights, none from a run or a file), "
+                        "none (train everything), head (train the head only: a linear probe), "
                         "last:N (train the last N layer groups), or group names to freeze, "
                         "comma-separated")
     p.add_argument("--unfreeze-after", type=int, default=0, metavar="K",
@@ -34,6 +35,9 @@ def _add_common(p, source_required: bool) -> None:
     p.add_argument("--lr-mult", default="", metavar="GROUP=X,…|discriminative:LOW",
                    help="per-group learning-rate multipliers, e.g. stem=0.1,stage2=0.3, or "
                         "discriminative:0.1 (0.1× at the stem growing to 1× at the head)")
+    p.add_argument("--no-feature-cache", dest="feature_cache", action="store_false",
+                   help="run the frozen body at every step instead of reusing its features "
+                        "(the same model, slower; for checking)")
     p.add_argument("--config", metavar="FILE.yaml", help="training options as YAML")
     for flag, typ, help_text in _OPTIONS:
         p.add_argument(flag, type=typ, help=help_text)

@@ -89,7 +89,25 @@ def adapt_state(model: nn.Module, source: dict, source_classes: list[str] | None
         report.new = list(target_classes)
         if head_w in source and not source_classes:
             report.adapted.append("the source has no class names: the head starts fresh")
+    _zero_fresh_rows(out, head_w, head_b, [target_classes.index(n) for n in report.new])
     return out, report
+
+
+def _zero_fresh_rows(state: dict, head_w: str, head_b: str, rows: list[int]) -> None:
+    """A new class's head row starts at zero, not at the architecture's random init.
+
+    Pretrained features are large (EfficientNet-Lite0's 1280 pooled features give a random
+    timm head a weight norm of ~20 and a starting loss of 2.3 on 2 classes); a random row
+    is a random projection that the head must first unlearn, and on a few hundred photos
+    it never fully does: on the cats-dogs photos a linear probe ended at 86.7–90% from
+    timm's init against 97.5% from zero (DECISIONS). A zero row starts at "no opinion";
+    its first gradient is the class mean of the features."""
+    if not rows:
+        return
+    index = torch.tensor(rows)
+    state[head_w][index] = 0
+    if head_b in state:
+        state[head_b][index] = 0
 
 
 def adapt_input_conv(weight: torch.Tensor, in_channels: int) -> torch.Tensor:

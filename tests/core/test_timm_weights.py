@@ -247,3 +247,35 @@ def test_cli_timm_imagenet_offline_is_a_clear_error(pets):
     assert p.returncode != 0 and "Traceback" not in p.stderr
     error = json.loads(p.stdout)["error"]
     assert "cannot be downloaded" in error and "--from FILE --arch mobilenetv3_large_100" in error
+
+
+def test_imagenet_defaults_are_a_linear_probe_on_cached_flips_from_a_zero_head(pets):
+    ws, name = pets, "pets"
+    prep = prepare_finetune(ws, TrainConfig(dataset=name, image_size=32, batch_size=4),
+                            FinetuneConfig("efficientnet_lite0:imagenet"))
+    ft, cfg = prep.cfg.finetune, prep.cfg
+    assert ft["freeze"] == "head" and set(ft["frozen"]) == set(ft["groups"]) - {HEAD}
+    assert (cfg.crop, cfg.rotation, cfg.color_jitter, cfg.flip) == ("none", 0.0, 0.0, True)
+    assert "flips only" in ft["augmentation"] and ft["feature_cache"] is True
+    assert cfg.epochs <= 10
+    head = prep.init["model"]
+    assert torch.count_nonzero(head["classifier.weight"]) == 0      # fresh rows start at zero
+    assert torch.count_nonzero(head["classifier.bias"]) == 0
+    # what the user sets is kept: a crop, more epochs, everything training
+    mine = prepare_finetune(ws, TrainConfig(dataset=name, image_size=32, batch_size=4, crop="resized_crop",
+                                            epochs=30),
+                            FinetuneConfig("efficientnet_lite0:imagenet", freeze="none"))
+    assert mine.cfg.finetune["frozen"] == [] and mine.cfg.finetune["augmentation"] == ""
+    assert (mine.cfg.crop, mine.cfg.epochs) == ("resized_crop", 30)
+    assert mine.cfg.color_jitter > 0                                 # photos keep their jitter
+
+
+def test_fresh_head_rows_are_zero_and_kept_rows_come_over():
+    model = create_model("compact", 3, 1, 16)
+    source = {k: v.clone().normal_() if v.is_floating_point() else v
+              for k, v in create_model("compact", 2, 1, 16).state_dict().items()}
+    state, report = adapt_state(model, source, ["cat", "dog"], ["dog", "emu", "cat"])
+    assert report.kept == ["dog", "cat"] and report.new == ["emu"]
+    w, b = state["13.weight"], state["13.bias"]
+    assert torch.equal(w[0], source["13.weight"][1]) and torch.equal(w[2], source["13.weight"][0])
+    assert torch.count_nonzero(w[1]) == 0 and b[1] == 0

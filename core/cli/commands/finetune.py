@@ -24,7 +24,8 @@ def _configs(args):
     if not args.dataset and not args.config:
         raise ImageLabError("choose a dataset: --dataset NAME")
     cfg = config_from_args(args)
-    ft = FinetuneConfig(args.source, args.freeze, args.unfreeze_after, args.lr_mult) \
+    ft = FinetuneConfig(args.source, args.freeze, args.unfreeze_after, args.lr_mult,
+                        feature_cache=args.feature_cache) \
         if args.source else None
     return cfg, ft
 
