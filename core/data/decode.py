@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from PIL import ExifTags, Image, ImageOps
 
-from core.units import format_size
+# This module ships inside every export bundle (predict.py imports it): no project imports.
+
 
 ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp",
@@ -50,7 +51,7 @@ def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> DecodedImage:
     if not data:
         raise BadImage("empty file (0 bytes)")
     if len(data) > MAX_FILE_BYTES:
-        raise BadImage(f"file too large ({format_size(len(data))} > {format_size(MAX_FILE_BYTES)})")
+        raise BadImage(f"file too large ({len(data) / 2**20:.0f} MiB > {MAX_FILE_BYTES // 2**20} MiB)")
     old_limit = Image.MAX_IMAGE_PIXELS
     try:
         with warnings.catch_warnings():
