@@ -126,6 +126,23 @@ def validate(cfg: TrainConfig) -> None:
     need(0 <= cfg.translate < 0.5, "translate must be in [0, 0.5)")
 
 
+DEFAULT_SMALL_ARCH = "compact-deep"    # from scratch on images up to 64 px, and on any CPU
+MIN_STEPS_PER_EPOCH = 50                # small sets: smaller batches, so an epoch teaches enough
+
+
+def default_batch_size(num_train: int, gpu: bool) -> int:
+    """The largest of 32, 64, 128 (256 on a GPU) that still gives an epoch at least
+    ``MIN_STEPS_PER_EPOCH`` steps; 32 for sets too small for that.
+
+    A few hundred to a few thousand images at batch 128 make an epoch of 15–30 steps, too
+    few for a net from scratch to leave chance in the first epochs (docs/DECISIONS.md,
+    "Defaults that learn at once")."""
+    batch = 32
+    while batch * 2 <= (256 if gpu else 128) and num_train // (batch * 2) >= MIN_STEPS_PER_EPOCH:
+        batch *= 2
+    return batch
+
+
 def resolve_config(cfg: TrainConfig, facts, device_type: str, bf16: bool) -> TrainConfig:
     """Fill every ``None``/``auto`` option from the dataset's facts and the device."""
     validate(cfg)
@@ -136,10 +153,10 @@ def resolve_config(cfg: TrainConfig, facts, device_type: str, bf16: bool) -> Tra
         # the images' own size, kept small on a CPU (big inputs cost quadratically)
         c.image_size = int(min(max(facts.native_size, 16), 224 if gpu else 64))
     if c.arch == "auto":
-        c.arch = "compact" if c.image_size <= 64 or not gpu else "resnet18"
+        c.arch = DEFAULT_SMALL_ARCH if c.image_size <= 64 or not gpu else "resnet18"
     n = facts.num_train
     if c.batch_size is None:
-        c.batch_size = 256 if gpu and n >= 10_000 else 128 if n >= 2000 else 64 if n >= 500 else 32
+        c.batch_size = default_batch_size(n, gpu)
     if c.epochs is None:
         # about 60k sample-views for small sets (enough for MNIST-sized problems),
         # fewer passes over large sets

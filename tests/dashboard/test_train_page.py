@@ -33,7 +33,7 @@ def test_defaults_follow_the_dataset(sample_workspace):
     assert not at.exception
     assert at.slider(key="train_shapes_size").value == 32
     assert at.toggle(key="train_shapes_flip").value is True
-    assert at.selectbox(key="train_shapes_arch").value == "compact"
+    assert at.selectbox(key="train_shapes_arch").value == "compact-deep"
     at.button(key="train_estimate").click().run()              # a few real timed steps
     assert not at.exception
     estimate = next(i.value for i in at.info if "per epoch" in i.value)
