@@ -1,5 +1,6 @@
-"""The Fine-tune page's pieces: source picker, layer-group tree, LR finder plot, the
-comparison with training from scratch and the quick head-only/full probe.
+"""The Fine-tune page's pieces: the form's defaults per source, the preview, the layer-group
+tree, LR finder plot, the comparison with training from scratch and the quick head-only/full
+probe (the source picker is ``dashboard.finetune_source``).
 
 Everything that trains for long runs as a background job (``core.finetune.setup``);
 the LR finder and the probe are short in-memory runs in the script thread.
@@ -8,7 +9,6 @@ the LR finder and the probe are short in-memory runs in the script thread.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -18,80 +18,64 @@ from core.errors import ImageLabError
 from core.evaluation.evaluate import evaluate_run
 from core.finetune.groups import HEAD, resolve_freeze, resolve_lr_mults
 from core.finetune.setup import FinetuneConfig, prepare_finetune
-from core.finetune.sources import imagenet_file
-from core.models.torchvision_models import TORCHVISION_ARCHS
+from core.finetune.sources import is_imagenet_spec
 from core.training.config import TrainConfig
-from core.training.runs import get_run, list_runs
+from core.training.runs import get_run
 from dashboard.run_view import live_run
-from dashboard.server_paths import server_path_input
 
-SOURCE_KINDS = ("A run in this workspace", "torchvision ImageNet weights", "A weights file")
 PRESETS = ("Head only (linear probe)", "Last N groups", "Everything",
            "Everything, discriminative rates")
 
 
-def source_picker(ws) -> tuple[str | None, str | None]:
-    """(source spec for FinetuneConfig, architecture for files that do not say) or Nones."""
-    kind = st.radio("Start from", SOURCE_KINDS, key="ft_source_kind", horizontal=True)
-    if kind == SOURCE_KINDS[0]:
-        runs = [r for r in list_runs(ws, limit=100) if r.paths.best.exists()]
-        if not runs:
-            st.info("No run with a checkpoint yet: train one on the Train page first "
-                    "(e.g. on mnist-5k), then fine-tune it here.")
-            return None, None
-        labels = {r.id: f"{r.id} · {r.config.get('arch')} on {r.dataset} · "
-                        f"best val {(r.metrics or {}).get('best_val_accuracy') or 0:.1%}"
-                  for r in runs}
-        return st.selectbox("Pretrained run", list(labels), key="ft_source_run",
-                            format_func=labels.get), None
-    if kind == SOURCE_KINDS[1]:
-        arch = st.selectbox("Architecture", list(TORCHVISION_ARCHS), key="ft_source_tv",
-                            format_func=lambda a: TORCHVISION_ARCHS[a])
-        _, name, folder = imagenet_file(arch)
-        here = (folder / name).exists()
-        (st.success if here else st.warning)(
-            f"{'Found' if here else 'Needs'} `{name}` in `{folder}`"
-            + ("" if here else " (downloaded when online; offline, put the file there)."))
-        st.caption("ImageNet weights use ImageNet's normalisation and 64 px inputs on a CPU "
-                   "(224 px on a GPU): slower per image than the small CNNs.")
-        return f"{arch}:imagenet", None
-    up = st.file_uploader("Upload a .pt, .pth or .safetensors file", key="ft_upload",
-                          type=["pt", "pth", "safetensors"])
-    path = server_path_input("…or a path on this machine", key="ft_path")
-    arch = st.selectbox("Architecture (for files that do not say)",
-                        ["compact", "wide", "pytorch-cnn", "keras-mnist", *TORCHVISION_ARCHS],
-                        key="ft_file_arch")
-    if up is not None:
-        target = ws.root / "uploads" / "weights" / Path(up.name).name
-        saved = (up.file_id, str(target))     # written once per upload, not on every rerun
-        if st.session_state.get("ft_upload_saved") != saved or not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(up.getvalue())
-            st.session_state["ft_upload_saved"] = saved
-        return str(target), arch
-    return path, arch
+def follow_source(source: str) -> None:
+    """On a new source, the form's defaults follow it: the preset matches ``freeze=auto``
+    (head only from ImageNet weights, everything from a run or a file), and the epochs,
+    learning rate and range test come again from the new source."""
+    if st.session_state.get("ft_source_shown") == source:
+        return
+    st.session_state["ft_source_shown"] = source
+    st.session_state["ft_preset"] = PRESETS[0] if is_imagenet_spec(source) else PRESETS[2]
+    for key in ("ft_epochs", "ft_lr", "ft_lr_result"):
+        st.session_state.pop(key, None)
+
+
+def _preset_freeze() -> str:
+    """The freeze spec of the preset chosen (before the tree draws it)."""
+    preset = st.session_state.get("ft_preset", PRESETS[0])
+    if preset == PRESETS[1]:
+        return f"last:{int(st.session_state.get('ft_last_n', 2))}"
+    return "head" if preset == PRESETS[0] else "none"
 
 
 def preview(ws, dataset: str, source: str, arch: str | None):
-    """Resolve the source against the dataset (cached per source and dataset)."""
-    key = ("ft_prep", source, dataset, arch)
+    """Resolve the source against the dataset for the chosen preset and unfreezing (cached
+    per source, dataset and both): groups, head, sizes and what the app chose. A new
+    source first resets the form's defaults (``follow_source``)."""
+    follow_source(source)
+    freeze, unfreeze = _preset_freeze(), int(st.session_state.get("ft_unfreeze", 0))
+    key = ("ft_prep", source, dataset, arch, freeze, unfreeze)
     cache = st.session_state.setdefault("ft_prep_cache", {})
     if key not in cache:
         cfg = TrainConfig(dataset=dataset, arch=arch or "auto")
-        p = prepare_finetune(ws, cfg, FinetuneConfig(source))
+        p = prepare_finetune(ws, cfg, FinetuneConfig(source, freeze=freeze,
+                                                     unfreeze_after=unfreeze))
         cache.clear()
         cache[key] = {"groups": [(g.name, g.num_params) for g in p.groups], "head": p.head,
                       "arch": p.cfg.arch, "image_size": p.cfg.image_size, "epochs": p.cfg.epochs,
-                      "batch_size": p.cfg.batch_size, "lr": p.cfg.lr, "label": p.source.label}
+                      "batch_size": p.cfg.batch_size, "lr": p.cfg.lr, "label": p.source.label,
+                      **{k: p.cfg.finetune[k] for k in ("resolution", "augmentation", "origin",
+                                                        "freeze")}}
     return cache[key]
 
 
 def finetune_configs(info: dict, *, dataset: str, source: str, epochs: int, lr: float,
                      frozen: list[str], unfreeze_after: int,
                      lr_mults: dict[str, float]) -> tuple[TrainConfig, FinetuneConfig]:
-    """The page's form as typed configs: the run's ``TrainConfig`` (architecture, size and
-    batch from the resolved source in ``info``) and the ``FinetuneConfig``, by keyword."""
-    cfg = TrainConfig(dataset=dataset, arch=info["arch"], image_size=info["image_size"],
+    """The page's form as typed configs: the run's ``TrainConfig`` (architecture and batch
+    from the resolved source in ``info``; the image size left to ``prepare_finetune``, which
+    chooses the one shown, ``info["image_size"]``, and records its rule with the run) and the
+    ``FinetuneConfig``, by keyword."""
+    cfg = TrainConfig(dataset=dataset, arch=info["arch"], image_size=None,
                       epochs=int(epochs), batch_size=info["batch_size"], lr=float(lr))
     ft = FinetuneConfig(source=source, freeze=list(frozen), unfreeze_after=int(unfreeze_after),
                         lr_mults=dict(lr_mults))

@@ -123,7 +123,7 @@ def photo_hint(ws, dataset: str) -> None:
             "enough to learn that from scratch.", icon=":material/photo_camera:")
     if st.button("Fine-tune from ImageNet weights (EfficientNet-Lite0)", key="train_photo_ft",
                  icon=":material/auto_awesome:"):
-        st.session_state["ft_dataset"] = dataset
+        st.session_state.update(ft_dataset=dataset, ft_source_request=IMAGENET_SOURCE)
         st.switch_page("pages/4_Fine-tune.py", query_params={"source": IMAGENET_SOURCE})
 
 

@@ -16,8 +16,8 @@ from dashboard.finetune import (
     head_report,
     lr_finder_figure,
     preview,
-    source_picker,
 )
+from dashboard.finetune_source import choice_report, source_picker
 from dashboard.label_actions import show_error
 from dashboard.page import page_setup
 from dashboard.run_view import live_run
@@ -32,14 +32,15 @@ if not datasets:
     st.info("The workspace has no datasets yet: import one on the Data page.")
     st.stop()
 
-if st.query_params.get("source"):    # the Train page's photo hint: the start to open on
-    st.session_state["ft_source_request"] = st.query_params["source"]
+link = st.query_params.get("source")    # e.g. the Train page's photo hint: the start to open on
+if link and st.session_state.get("ft_source_link") != link:    # once per tab, and on a reload
+    st.session_state["ft_source_request"] = st.session_state["ft_source_link"] = link
 
 left, right = st.columns([3, 2], gap="large")
 with left:
     st.subheader("1 · Pretrained start")
-    source, arch = source_picker(ws)
     dataset = st.selectbox("Fine-tune on dataset", datasets, key="ft_dataset")
+    source, arch = source_picker(ws, dataset)
     if not source:
         st.stop()
     try:
@@ -47,6 +48,7 @@ with left:
     except ImageLabError as exc:
         show_error(exc)
         st.stop()
+    choice_report(info)
     head_report(info)
     st.subheader("2 · What trains")
     frozen, mults = group_tree(info)

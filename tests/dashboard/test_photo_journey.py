@@ -78,8 +78,11 @@ def test_train_page_offers_imagenet_fine_tuning_for_photos_in_one_click(photos_w
     at.button(key="train_photo_ft").click().run()
     assert not at.exception, [e.message for e in at.exception]
     assert at.title[0].value == "Fine-tune"
-    assert at.query_params["source"] == "efficientnet_lite0:imagenet"
-    assert at.session_state["ft_source_request"] == "efficientnet_lite0:imagenet"
+    assert at.query_params["source"] == "efficientnet_lite0:imagenet"   # the link names it
+    # the picker took the request once: the offline ImageNet source is chosen
+    assert at.radio(key="ft_source_kind").value == "ImageNet weights"
+    assert at.selectbox(key="ft_source_imagenet").value == "efficientnet_lite0:imagenet"
+    assert "ft_source_request" not in at.session_state
     assert at.selectbox(key="ft_dataset").value == "pets"
 
 
