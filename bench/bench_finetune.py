@@ -12,14 +12,7 @@ images, and measure accuracy on the same held-out digits test images:
 Each figure is the mean of 3 seeds (the seed picks the k images and the initialisation).
 Targets: fine-tuned at least 15 points above scratch at k = 1 and 10 points at k = 2.
 
-Issue 16 item 4, the feature cache: on the shared cats-dogs photos (``../shared/data``;
-skipped, visibly, without them), imported by the product's folder import with an 80/20
-train/val split fixed by seed, head-only fine-tuning of ``efficientnet_lite0:imagenet``
-(a random-init EfficientNet-Lite0 when those weights are not installed) at
-``CACHE_SIZE`` px for ``CACHE_EPOCHS`` epochs with flips, twice: the body run at every
-step, and the head trained on cached body features. Wall time of each (building the
-trainer included, the decoded pixel cache built beforehand) and both validation
-accuracies. Target: the cache ≥ 5× faster for the same accuracy.
+The feature cache's ratio on photos (issue 16) is in ``bench_photos.py``'s photo table.
 """
 
 from __future__ import annotations
@@ -42,17 +35,6 @@ STEPS = 60                       # the training budget for every few-shot run, i
 FULL_MULTS = "discriminative:0.1"
 TARGETS = {1: 15.0, 2: 10.0}
 
-PHOTOS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "cats-dogs"
-CACHE_SOURCE = "efficientnet_lite0:imagenet"
-# Head-only training on cached features costs ~2 body passes per train image (the image
-# and its mirror) plus one per val image, whatever the epochs; the body run at every step
-# costs one per image per epoch. So the ratio is about epochs × (N + V) / (2N + V), 0.56 ×
-# epochs here, less the fixed costs: measured at 128 px, 10 epochs gave 4.9× (451 s / 92 s
-# on 2 busy cores). 12 epochs at 112 px keep the uncached run near a minute and a half on
-# 2 idle cores (EfficientNet-Lite0 forward ~80 images/s there).
-CACHE_SIZE = 112
-CACHE_EPOCHS = 12
-
 
 def _train_few_shot(ws, cfg, positions, test):
     from core.finetune.callback import FineTuning
@@ -68,7 +50,7 @@ def _train_few_shot(ws, cfg, positions, test):
 
 
 def run() -> list[Result]:
-    return run_few_shot() + run_feature_cache()
+    return run_few_shot()
 
 
 def run_few_shot() -> list[Result]:
@@ -142,91 +124,6 @@ def run_few_shot() -> list[Result]:
     return results
 
 
-def _photo_workspace(tmp: Path):
-    from core.data.ingest import DatasetWriter
-    from core.data.sources.folder import import_folder
-    from core.store.workspace import open_workspace
-    ws = open_workspace(tmp / "ws")
-    with DatasetWriter(ws, "cats-dogs", str(PHOTOS), seed=0,
-                       fractions={"train": 0.8, "val": 0.2}) as writer:
-        import_folder(writer, PHOTOS)
-        writer.commit()
-    return ws
-
-
-def _cache_source(ws, tmp: Path) -> str:
-    """The ImageNet weights when installed, else a random-init Lite0 weights file."""
-    import torch
-
-    from core.errors import ImageLabError
-    from core.finetune.sources import resolve_source
-    from core.models import create_model
-    try:
-        resolve_source(ws, CACHE_SOURCE)
-        return CACHE_SOURCE
-    except ImageLabError as exc:
-        print(f"  {CACHE_SOURCE} unavailable ({exc}); timing random-init weights",
-              file=sys.stderr, flush=True)
-    path = tmp / "efficientnet_lite0.pth"
-    torch.save(create_model("efficientnet_lite0", 2, 3, CACHE_SIZE).state_dict(), path)
-    return str(path)
-
-
-def _head_only(ws, source: str, cache: bool) -> dict:
-    from core.finetune.callback import FineTuning
-    from core.finetune.setup import FinetuneConfig, prepare_finetune
-    from core.training.config import TrainConfig
-    from core.training.loop import end_epoch, train_one_epoch
-    from core.training.run import build_trainer
-    base = TrainConfig(dataset="cats-dogs", arch="efficientnet_lite0", image_size=CACHE_SIZE,
-                       epochs=CACHE_EPOCHS, crop="none", rotation=0.0, color_jitter=0.0,
-                       flip=True, seed=0, log_every=10_000)
-    cfg = prepare_finetune(ws, base, FinetuneConfig(source, freeze="head")).cfg
-    cfg.finetune["feature_cache"] = cache
-    t0 = time.perf_counter()
-    t = build_trainer(ws, cfg, callbacks=[FineTuning()])
-    records = []
-    while t.epoch < cfg.epochs:
-        train_one_epoch(t)
-        records.append(end_epoch(t))
-    seconds = time.perf_counter() - t0
-    last = records[-1]
-    out = {"seconds": round(seconds, 1), "val_accuracy": last["val_accuracy"],
-           "val_accuracies": [round(r["val_accuracy"], 4) for r in records],
-           "feature_cache": last.get("feature_cache"),
-           "feature_seconds": last.get("feature_seconds"), "batch_size": cfg.batch_size,
-           "lr": cfg.lr, "num_train": len(t.data.train), "num_val": len(t.data.val)}
-    print(f"  head-only, feature cache {'on ' if cache else 'off'}: {seconds:.1f}s, val accuracy "
-          f"{out['val_accuracy']:.3f}", file=sys.stderr, flush=True)
-    return out
-
-
-def run_feature_cache() -> list[Result]:
-    """Head-only fine-tuning on photos with and without the feature cache (see the module)."""
-    name = "head-only fine-tuning on photos: time without / with the feature cache"
-    if not PHOTOS.is_dir():
-        print(f"  feature cache bench skipped: {PHOTOS} is absent", file=sys.stderr, flush=True)
-        return [Result(16, name + f" (skipped: {PHOTOS} absent)", 0.0, "×",
-                       detail={"skipped": f"{PHOTOS} absent"})]
-    from core.data.tensor_cache import load_cache
-    tmp = Path(tempfile.mkdtemp(prefix="bench-feature-cache-"))
-    try:
-        ws = _photo_workspace(tmp)
-        load_cache(ws, "cats-dogs", CACHE_SIZE)          # decoded once, outside the timings
-        source = _cache_source(ws, tmp)
-        off = _head_only(ws, source, cache=False)
-        on = _head_only(ws, source, cache=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    ratio = off["seconds"] / max(on["seconds"], 1e-9)
-    same = off["val_accuracies"] == on["val_accuracies"]
-    detail = {"source": source, "image_size": CACHE_SIZE, "epochs": CACHE_EPOCHS,
-              "without_cache": off, "with_cache": on, "same_accuracy_every_epoch": same}
-    return [Result(16, f"{name} ({off['seconds']:.0f}s / {on['seconds']:.0f}s; val accuracy "
-                       f"{100 * off['val_accuracy']:.1f}% / {100 * on['val_accuracy']:.1f}%)",
-                   round(ratio, 2), "×", ">= 5", passed=ratio >= 5 and same, detail=detail)]
-
-
 if __name__ == "__main__":
-    for res in (run_feature_cache() if sys.argv[1:] == ["cache"] else run()):
+    for res in run():
         print(res)
