@@ -59,7 +59,8 @@ def test_run_to_finetune_on_another_dataset_keeps_shared_head_rows(trained_works
     assert info["head"]["kept"] == [str(d) for d in range(10)] and info["head"]["new"] == []
     assert info["source"]["parent_run_id"] == run_id
     init = load_checkpoint(run.folder / "init.pt")["model"]
-    head = [g for g in layer_groups(create_model("compact", 10, 1, 8)) if g.name == "head"][0]
+    head = [g for g in layer_groups(create_model(src["config"]["arch"], 10, 1, 8))
+            if g.name == "head"][0]
     for key in head.params:     # digits "3" row is mnist "3" row
         assert torch.equal(init[key], src["model"][key])
     with ws.db() as conn:
@@ -97,7 +98,8 @@ def test_lr_multipliers_land_in_the_optimizer(trained_workspace):
     t = build_trainer(ws, prep.cfg, callbacks=[FineTuning()])
     set_lr(t.optimizer, 0.2)
     by_group = {g["group"]: g["lr"] for g in t.optimizer.param_groups}
-    assert by_group == pytest.approx({"stem": 0.02, "stage2": 0.05, "stage3": 0.2, "head": 0.2})
+    assert by_group == pytest.approx({"stem": 0.02, "stage2": 0.05, "stage3": 0.2, "stage4": 0.2,
+                                      "head": 0.2})
     n_params = sum(len(g["params"]) for g in t.optimizer.param_groups)
     assert n_params == len(list(t.bare_model.parameters()))
 
@@ -213,7 +215,8 @@ def test_cli_finetune_and_lr_find_print_one_json_document(trained_workspace):
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
     assert out["status"] == "finished" and out["kind"] == "finetune"
-    assert out["frozen"] == ["stem", "stage2"] and out["source"]["parent_run_id"] == run_id
+    assert out["frozen"] == ["stem", "stage2", "stage3"]         # all but stage4 and the head
+    assert out["source"]["parent_run_id"] == run_id
     assert len(out["head"]["kept"]) == 10
     p = subprocess.run([sys.executable, "-m", "core", "lr-find", "--from", run_id, "--dataset",
                         "mnist-5k", "--steps", "20", "--threads", "1", "--json"], cwd=REPO,
