@@ -87,7 +87,7 @@ def test_a_killed_training_process_is_marked_failed_with_its_log(sample_workspac
     wait_for(lambda: status_of(ws, run.id) == "failed", what="failed status")
     failed = get_run(ws, run.id)
     assert "died unexpectedly" in failed.message
-    assert "compact on digits" in failed.message            # the tail of its log
+    assert f"{failed.config['arch']} on digits" in failed.message   # the tail of its log
     assert read_status(run.folder)["status"] == "failed"
     with ws.db() as conn:
         job = conn.execute("SELECT status FROM jobs WHERE run_id=?", (run.id,)).fetchone()
