@@ -12,8 +12,8 @@ import argparse
 # CLI flag -> TrainConfig field, for every option the CLI exposes directly
 _OPTIONS = [
     ("--label-version", int, "train on the labels as they were at this version (default: current)"),
-    ("--arch", str, "architecture: compact, pytorch-cnn, keras-mnist, wide, resnet18, …, "
-                      "or any timm model name (efficientnet_lite0, timm/resnet18)"),
+    ("--arch", str, "architecture: compact-deep, compact, pytorch-cnn, keras-mnist, wide, resnet18, "
+                      "…, or any timm model name (efficientnet_lite0, timm/resnet18)"),
     ("--image-size", int, "input side in pixels (default: from the images)"),
     ("--epochs", int, "passes over the training split (default: from the dataset size)"),
     ("--batch-size", int, "images per step (per process under torchrun)"),
