@@ -23,6 +23,7 @@ from core.finetune.imagenet_download import (
     torchvision_file,
 )
 from core.finetune.sources import OFFLINE_ENV, is_imagenet_spec, offline_imagenet_sources
+from core.models import list_archs
 from core.models.torchvision_models import TORCHVISION_ARCHS
 from core.training.runs import list_runs
 from core.units import MIB, format_size
@@ -141,7 +142,7 @@ def _file_picker(ws) -> tuple[str | None, str | None]:
                           type=["pt", "pth", "safetensors"])
     path = server_path_input("…or a path on this machine", key="ft_path")
     arch = st.selectbox("Architecture (for files that do not say)",
-                        ["compact", "wide", "pytorch-cnn", "keras-mnist", *TORCHVISION_ARCHS],
+                        list_archs(),   # every preset, torchvision and suggested timm name
                         key="ft_file_arch")
     if up is not None:
         target = ws.root / "uploads" / "weights" / Path(up.name).name

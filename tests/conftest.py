@@ -42,9 +42,36 @@ def _samples_master(tmp_path_factory):
 def sample_workspace(_samples_master, tmp_path, monkeypatch):
     """A private copy of the sample workspace, set as $IMAGELAB_HOME."""
     root = tmp_path / "ws"
-    shutil.copytree(_samples_master, root)
+    copy_workspace(_samples_master, root)
     monkeypatch.setenv("IMAGELAB_HOME", str(root))
     return open_workspace(root)
+
+
+# Stored images and thumbnails are write-once files named by content (an import writes a
+# new file and renames it into place), so a test's private copy of a master workspace
+# hard-links them instead of copying ~60 MB per test; the database, caches and runs,
+# which tests change, are copied.
+_WRITE_ONCE = ("images", "thumbs")
+
+
+def copy_workspace(master: Path, root: Path) -> Path:
+    """A private copy of the workspace ``master`` at ``root`` (write-once files linked)."""
+    root.mkdir(parents=True)
+    for entry in master.iterdir():
+        if entry.name in _WRITE_ONCE and entry.is_dir():
+            shutil.copytree(entry, root / entry.name, copy_function=_link_or_copy)
+        elif entry.is_dir():
+            shutil.copytree(entry, root / entry.name)
+        else:
+            shutil.copy2(entry, root / entry.name)
+    return root
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:          # another file system, or links not allowed: a real copy
+        shutil.copy2(src, dst)
 
 
 def python_env(home: Path) -> dict:
@@ -61,7 +88,7 @@ def _trained_master(_samples_master, tmp_path_factory):
     from core.training.run import train_run
     from core.training.runs import create_run
     root = tmp_path_factory.mktemp("trained") / "ws"
-    shutil.copytree(_samples_master, root)
+    copy_workspace(_samples_master, root)
     ws = open_workspace(root)
     run = create_run(ws, TrainConfig(dataset="digits", image_size=8, epochs=4, batch_size=64))
     summary = train_run(ws, run.id)
@@ -74,7 +101,7 @@ def trained_workspace(_trained_master, tmp_path, monkeypatch):
     """A private copy of the trained workspace; returns (workspace, run id)."""
     master, run_id = _trained_master
     root = tmp_path / "ws"
-    shutil.copytree(master, root)
+    copy_workspace(master, root)
     monkeypatch.setenv("IMAGELAB_HOME", str(root))
     return open_workspace(root), run_id
 

@@ -90,8 +90,13 @@ def choose_image_size(model: nn.Module, groups: list[LayerGroup], frozen: list[s
     rule = (f"the largest size whose epoch fits {EPOCH_BUDGET_S:.0f} s on this CPU"
             if estimate <= EPOCH_BUDGET_S else f"the smallest candidate size: no size fits "
                                                f"{EPOCH_BUDGET_S:.0f} s per epoch on this CPU")
-    return {"image_size": chosen, "epoch_seconds": round(estimate, 1), "rule": rule,
-            "measured": [[s, round(v, 1)] for s, v in sorted(measured.items(), reverse=True)]}
+    return {"image_size": chosen, "epoch_seconds": _figure(estimate), "rule": rule,
+            "measured": [[s, _figure(v)] for s, v in sorted(measured.items(), reverse=True)]}
+
+
+def _figure(seconds: float) -> float:
+    """Seconds to three significant digits: a tiny epoch on a fast machine stays above 0."""
+    return float(f"{seconds:.3g}")
 
 
 def _epoch(step_seconds: float, num_train: int, num_val: int) -> float:

@@ -7,7 +7,6 @@ the reason (``make test`` installs chromium first).
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, copy_workspace
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -94,7 +93,7 @@ def browser():
 def server(_samples_master, tmp_path):
     """A fresh streamlit server on a private copy of the sample workspace."""
     home = tmp_path / "ws"
-    shutil.copytree(_samples_master, home)
+    copy_workspace(_samples_master, home)
     srv = StreamlitServer(home).start()
     yield srv
     srv.stop()
@@ -177,7 +176,7 @@ def trained_server(_trained_master, tmp_path):
     """A fresh streamlit server on a copy of the workspace with one finished run."""
     master, run_id = _trained_master
     home = tmp_path / "ws"
-    shutil.copytree(master, home)
+    copy_workspace(master, home)
     srv = StreamlitServer(home).start()
     srv.run_id = run_id
     yield srv

@@ -33,7 +33,7 @@ from tests.browser.conftest import (
 from tests.browser.test_data_import import upload_archive
 from tests.browser.test_labels import choose, settle
 from tests.browser.test_train import train_and_watch, wait_metric
-from tests.conftest import REPO
+from tests.conftest import REPO, copy_workspace
 
 pytestmark = pytest.mark.browser
 SHOTS = ARTIFACTS / "journey"
@@ -58,7 +58,7 @@ def shapes_zip(path, per_class=40) -> tuple:
 @pytest.fixture
 def make_run_server(_samples_master, tmp_path):
     home = tmp_path / "ws"
-    shutil.copytree(_samples_master, home)
+    copy_workspace(_samples_master, home)
     srv = StreamlitServer(home, launcher=True).start(timeout=90)
     yield srv
     srv.stop()

@@ -45,6 +45,7 @@ from core.store.workspace import open_workspace
 from core.training.config import TrainConfig
 from core.training.run import train_run
 from core.training.runs import create_run
+from tests.conftest import copy_workspace
 from tests.core.test_service import Server
 
 FLOAT_TOLERANCE = 1e-6
@@ -133,7 +134,7 @@ def contract_workspace(_trained_master, tmp_path_factory):
     master, gray_run = _trained_master
     base = tmp_path_factory.mktemp("contract")
     root = base / "ws"
-    shutil.copytree(master, root)
+    copy_workspace(master, root)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("IMAGELAB_HOME", str(root))
         ws = open_workspace(root)

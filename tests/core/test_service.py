@@ -6,7 +6,6 @@ from __future__ import annotations
 import http.client
 import json
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -22,7 +21,7 @@ from core.data.catalog import dataset_info
 from core.inference.monitoring import monitoring_summary, prediction_log_path, read_prediction_log
 from core.inference.predictor import decode_for_prediction, load_run_model, predict_one
 from core.store.workspace import open_workspace
-from tests.conftest import REPO, python_env
+from tests.conftest import REPO, copy_workspace, python_env
 from tests.core.test_cli import run_cli
 
 MAX_BODY = 4096
@@ -103,7 +102,7 @@ class Server:
 def start(_trained_master, tmp_path_factory, *args, env=None) -> Server:
     master, run_id = _trained_master
     root = tmp_path_factory.mktemp("served") / "ws"
-    shutil.copytree(master, root)
+    copy_workspace(master, root)
     return Server(root, run_id, *args, env=env)
 
 

@@ -21,6 +21,7 @@ from core.inference.service_security import check_allowed_host, check_api_key, h
 from core.store.run_paths import checked_run_id, run_paths
 from core.store.workspace import open_workspace
 from core.training.runs import get_run
+from tests.conftest import copy_workspace
 from tests.core.test_cli import run_cli
 from tests.core.test_service import Server, digit_files, free_port, service_env
 
@@ -32,7 +33,7 @@ LOG_LIMIT = 700                   # bytes: three or four log lines per file
 def keyed(_trained_master, tmp_path_factory):
     master, run_id = _trained_master
     root = tmp_path_factory.mktemp("keyed") / "ws"
-    shutil.copytree(master, root)
+    copy_workspace(master, root)
     srv = Server(root, run_id, "--allowed-host", "imagelab.test", "--log-max-bytes", str(LOG_LIMIT),
                  env=service_env(root, IMAGELAB_API_KEY=KEY))
     yield srv
@@ -153,7 +154,7 @@ def test_allow_network_needs_a_key(tmp_path):
 def test_run_ids_cannot_leave_runs(_trained_master, tmp_path):
     master, run_id = _trained_master
     root = tmp_path / "ws"
-    shutil.copytree(master, root)
+    copy_workspace(master, root)
     ws = open_workspace(root)
     outside = tmp_path / "x"                         # runs/../../x
     outside.mkdir()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -11,6 +9,7 @@ from core.labels import history as label_history
 from core.labels import relabel
 from core.labels.selection import ImageFilter, find_images, matching_labels
 from core.store.workspace import open_workspace
+from tests.conftest import copy_workspace
 from tests.dashboard.apptest import open_page
 
 
@@ -27,7 +26,7 @@ def _small_master(tmp_path_factory):
 @pytest.fixture
 def ws(_small_master, tmp_path, monkeypatch):
     root = tmp_path / "ws"
-    shutil.copytree(_small_master, root)
+    copy_workspace(_small_master, root)
     monkeypatch.setenv("IMAGELAB_HOME", str(root))
     monkeypatch.setenv("IMAGELAB_USER", "tester")
     return open_workspace(root)

@@ -4,7 +4,6 @@ a 2-class photo dataset with train/ and val/ folders only, trained for real."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 
@@ -18,6 +17,7 @@ from core.store.workspace import open_workspace
 from core.training.config import TrainConfig
 from core.training.run import train_run
 from core.training.runs import create_run, get_run, set_status
+from tests.conftest import copy_workspace
 from tests.core.test_journey_figures import write_photos
 from tests.dashboard.apptest import open_page
 
@@ -38,7 +38,7 @@ def _photos_master(tmp_path_factory):
 def photos_workspace(_photos_master, tmp_path, monkeypatch):
     master, run_id = _photos_master
     root = tmp_path / "ws"
-    shutil.copytree(master, root)
+    copy_workspace(master, root)
     monkeypatch.setenv("IMAGELAB_HOME", str(root))
     return open_workspace(root), run_id
 
