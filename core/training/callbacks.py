@@ -31,7 +31,7 @@ import torch
 from core.store.run_paths import RunPaths
 from core.store.workspace import Workspace, atomic_write_bytes, atomic_write_text
 from core.training.checkpoint import load_checkpoint
-from core.training.loop import predict_probs
+from core.training.loop import cached_head_probs, predict_probs
 from core.training.trainer import Callback, CallbackList, Trainer
 
 __all__ = ["Callback", "CallbackList", "Checkpointing", "ConsoleProgress", "EarlyStopping",
@@ -230,10 +230,14 @@ def write_val_predictions(t: Trainer, path: Path) -> None:
     for label review: ``image_ids``, ``probs``, ``class_names``, ``source='val'``,
     ``label_version``."""
     model = t.bare_model
-    if t.paths is not None and t.paths.best.exists():
-        model.load_state_dict(load_checkpoint(t.paths.best, t.device)["model"])
     split = t.data.val
-    probs = predict_probs(t, model, split)
+    best = load_checkpoint(t.paths.best, t.device)["model"] \
+        if t.paths is not None and t.paths.best.exists() else None
+    probs = cached_head_probs(t, best or model.state_dict(), split)
+    if probs is None:                 # the pixel path: the whole best model on every image
+        if best is not None:
+            model.load_state_dict(best)
+        probs = predict_probs(t, model, split)
     buf = io.BytesIO()
     np.savez(buf, image_ids=split.image_ids, probs=probs.numpy().astype(np.float32),
              class_names=np.array(t.data.class_names, dtype=str), source=np.array("val"),

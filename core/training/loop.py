@@ -185,6 +185,34 @@ def predict_probs(t: Trainer, model: torch.nn.Module, split: Split,
     return torch.cat(probs)
 
 
+@torch.inference_mode()
+def cached_head_probs(t: Trainer, state: dict, split: Split,
+                      batch: int = 512) -> torch.Tensor | None:
+    """Softmax rows, on the CPU, of the model with weights ``state`` for every image of
+    ``split`` from the head inputs ``t.head_inputs`` holds (a frozen body's cached
+    features): the same rows as ``predict_probs`` without a body pass. None when no cache
+    is set or ``state``'s body is not the body the features came from."""
+    cache = t.head_inputs
+    if cache is None:
+        return None
+    model = t.bare_model
+    name = next(n for n, m in model.named_modules() if m is cache.module)
+    current = model.state_dict()
+    if state.keys() != current.keys() or not all(
+            torch.equal(v, current[k].to(v.device)) for k, v in state.items()
+            if not k.startswith(name + ".")):
+        return None
+    head = {k[len(name) + 1:]: v.to(t.device) for k, v in state.items() if k.startswith(name + ".")}
+    model.eval()
+    probs = []
+    for k in range(0, len(split), batch):
+        feats = cache.batch(t, split, torch.arange(k, min(k + batch, len(split))), train=False)
+        with t.autocast():
+            logits = torch.func.functional_call(cache.module, head, (feats,))
+        probs.append(torch.softmax(logits.float(), 1).cpu())
+    return torch.cat(probs)
+
+
 def end_epoch(t: Trainer) -> dict:
     """Validate, update the best so far, advance to the next epoch, then call the callbacks
     (``on_validation_end`` on every rank: checkpoints, early stopping; ``on_epoch_end`` on

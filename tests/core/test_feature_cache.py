@@ -10,6 +10,7 @@ compared weight by weight and epoch by epoch.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -17,7 +18,7 @@ from core.finetune.callback import FineTuning
 from core.finetune.groups import layer_groups
 from core.finetune.lr_finder import lr_find
 from core.finetune.setup import FinetuneConfig, prepare_finetune
-from core.training.callbacks import Checkpointing
+from core.training.callbacks import Checkpointing, write_val_predictions
 from core.training.checkpoint import load_checkpoint
 from core.training.config import TrainConfig
 from core.training.run import build_trainer, fit
@@ -107,6 +108,14 @@ def test_head_only_on_cached_features_is_the_same_model(trained_workspace, tmp_p
     assert ft.records[-1]["feature_seconds"] > 0
     assert [r["feature_cache"] for r in pix.records] == [False] * 3
     assert "turned off" in pix.records[0]["feature_cache_off"]
+    # the label-review predictions of best.pt: the same rows, from the cached features
+    passes = ft.body_images
+    write_val_predictions(ft_t, tmp_path / "cached.npz")
+    assert ft.body_images == passes                          # no body pass for them
+    write_val_predictions(pix_t, tmp_path / "pixels.npz")
+    with np.load(tmp_path / "cached.npz") as c, np.load(tmp_path / "pixels.npz") as p:
+        assert (c["image_ids"] == p["image_ids"]).all() and len(c["probs"]) == n_val
+        assert np.abs(c["probs"] - p["probs"]).max() < TOL
 
 
 def test_a_stopped_cached_run_resumes_to_the_same_model(trained_workspace, tmp_path):

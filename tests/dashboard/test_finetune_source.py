@@ -12,6 +12,7 @@ import torchvision
 
 from core.data.sources import import_source
 from core.finetune.imagenet_download import torchvision_file
+from core.finetune.setup import PROBE_EPOCHS
 from tests.core.test_journey_figures import write_photos
 from tests.dashboard.apptest import open_page
 
@@ -56,7 +57,7 @@ def test_photos_open_on_imagenet_weights_with_efficientnet_lite0_first(photos, o
     assert "**Augmentation:** flips only" in chosen
     assert "**Weights:** EfficientNet-Lite0 ImageNet weights" in chosen and "Apache-2.0" in chosen
     assert at.radio(key="ft_preset").value == "Head only (linear probe)"
-    assert at.number_input(key="ft_epochs").value == 10
+    assert at.number_input(key="ft_epochs").value == PROBE_EPOCHS == 20
     assert "ft_start" in buttons(at)
     assert not [c for c in at.caption if "64 px" in c.value]
     assert not offline.exists()                   # nothing looked for, nothing downloaded
