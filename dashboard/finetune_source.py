@@ -43,6 +43,9 @@ def source_kinds(ws, dataset: str) -> tuple[str, ...]:
 
 def source_picker(ws, dataset: str) -> tuple[str | None, str | None]:
     """(source spec for FinetuneConfig, architecture for files that do not say) or Nones."""
+    if st.session_state.get("ft_source_kind_for") != dataset:    # another dataset: its
+        st.session_state.pop("ft_source_kind", None)              # own first kind
+        st.session_state["ft_source_kind_for"] = dataset
     request = st.session_state.pop(REQUEST_KEY, None)
     if request and is_imagenet_spec(request):
         st.session_state.update(ft_source_kind=IMAGENET_KIND, ft_source_imagenet=request)

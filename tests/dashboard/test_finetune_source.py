@@ -83,6 +83,21 @@ def test_source_in_the_url_preselects_it_once(trained_workspace, offline):
     assert at.radio(key="ft_source_kind").value == "A run in this workspace"
 
 
+def test_choosing_another_dataset_opens_on_its_own_first_source(trained_workspace, offline,
+                                                                   tmp_path):
+    ws, _ = trained_workspace
+    import_source(ws, str(write_photos(tmp_path / "src", per_split=4)), "pets")
+    at = open_page("pages/4_Fine-tune.py", 240, check=True)
+    at.selectbox(key="ft_dataset").select("digits").run()
+    assert at.radio(key="ft_source_kind").value == "A run in this workspace"
+    at.selectbox(key="ft_dataset").select("pets").run()       # photos: ImageNet first
+    assert not at.exception, [e.message for e in at.exception]
+    assert at.radio(key="ft_source_kind").value == "ImageNet weights"
+    at.radio(key="ft_source_kind").set_value("A weights file").run()   # the user's choice
+    at.run()
+    assert at.radio(key="ft_source_kind").value == "A weights file"    # stays on a rerun
+
+
 def test_torchvision_weights_offline_offer_a_download_never_start_one(photos, offline):
     at = open_page("pages/4_Fine-tune.py", 240, check=True)
     at.selectbox(key="ft_source_imagenet").select("resnet18:imagenet").run()
