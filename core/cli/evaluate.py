@@ -32,13 +32,27 @@ def register(sub, common) -> None:
     p.set_defaults(func="core.cli.commands.evaluate:cmd_predict")
 
     p = sub.add_parser("export", parents=[common], help="export a run's model, checked",
-                       description="Export to ONNX or a torch.export program (.pt2). The export "
-                                   "is reloaded and compared with PyTorch on real images of the "
-                                   "run's dataset; it is refused above the tolerance. A bundle "
-                                   "zip (model, classes, preprocessing, predict.py) is written "
-                                   "beside it.")
+                       description="Export to ONNX (fp32 or int8) or a torch.export program "
+                                   "(.pt2). The model takes uint8 images N×H×W×C at its size "
+                                   "and returns calibrated probabilities (scaling, mean/std, "
+                                   "temperature and softmax inside); its bundle (model, "
+                                   "classes, preprocessing, predict.py) is run on the files "
+                                   "of the run's validation split and compared with the app's "
+                                   "predictions: an fp32 export must agree on every answer. "
+                                   "int8 is made with dynamic and static quantisation and "
+                                   "refused if it loses more than 1 point of accuracy or "
+                                   "changes more than 2% of answers (--accept-int8-loss keeps "
+                                   "it anyway). Figures go to export_check.json beside it.")
     p.add_argument("run_id")
-    p.add_argument("--format", required=True, choices=["onnx", "pt2"])
-    p.add_argument("--out", required=True, help="output file")
-    p.add_argument("--tolerance", type=float, default=1e-3)
+    p.add_argument("--format", default="onnx", choices=["onnx", "pt2"])
+    p.add_argument("--precision", default="fp32", choices=["fp32", "int8"],
+                   help="int8: ONNX through onnxruntime's quantisation (default fp32)")
+    p.add_argument("--out", help="output file (default: exports/RUN/model.onnx, model.pt2 "
+                                 "or model-int8.onnx in the workspace)")
+    p.add_argument("--tolerance", type=float, default=1e-4,
+                   help="largest probability difference allowed for fp32 (default 1e-4)")
+    p.add_argument("--accept-int8-loss", action="store_true",
+                   help="keep an int8 export outside the limits (recorded as an override)")
+    p.add_argument("--max-images", type=int, default=2000,
+                   help="validation images checked from files (default 2000)")
     p.set_defaults(func="core.cli.commands.evaluate:cmd_export")

@@ -14,7 +14,9 @@
   every path uses as they are, so every path gets the same bits).
 
 The decoded-pixel cache, the predictor and the demo's fast path, the prediction
-service, evaluation and the export bundle all use this one object.
+service, evaluation and the export bundle all use this one object. An exported model
+does the layout and scaling inside its graph: the bundle gives it only the resized
+uint8 levels (``to_pixels``, H×W×C), so the resize is the one step outside the graph.
 
 This module imports only numpy and Pillow, never torch nor another project
 module: the export bundle ships this very file beside its ``predict.py``, so the
@@ -99,6 +101,12 @@ class Preprocessing:
     def to_array(self, img: Image.Image) -> np.ndarray:
         """One decoded image → its uint8 C×H×W levels, exactly as the cache stores them."""
         return planar(np.asarray(self.resize(img), dtype=np.uint8))
+
+    def to_pixels(self, img: Image.Image) -> np.ndarray:
+        """One decoded image → uint8 H×W×C at the model's size: an exported model's input
+        (the same levels as ``to_array``, interleaved)."""
+        pixels = np.asarray(self.resize(img), dtype=np.uint8)
+        return pixels[..., None] if pixels.ndim == 2 else pixels
 
     def array_from_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """Decoded pixels kept as a uint8 H×W or H×W×3 array → uint8 C×H×W levels.

@@ -1,236 +1,126 @@
-"""Checked exports: ONNX and ``torch.export`` programs (.pt2), with a bundle.
+"""Checked exports: ONNX and ``torch.export`` programs (.pt2) that take uint8 pixels.
 
-Every export is reloaded (onnxruntime for ONNX, ``torch.export.load`` for .pt2)
-and compared with the PyTorch model on real images; the maximum absolute logit
-difference is reported, and an export above the tolerance is deleted and refused.
+The exported graph is a ``DeployedModel`` (``core.inference.export_graph``): uint8
+N×H×W×C at the model's size in, calibrated probabilities out. ``export_model`` writes it,
+reloads it (onnxruntime for ONNX, ``torch.export.load`` for .pt2) and compares its
+probabilities with the app's own path on real images (``LoadedModel.to_tensor``, the
+network, the temperature, softmax); an export above the tolerance is deleted and refused.
+The end-to-end check from files, through the bundle, is ``core.inference.export_parity``.
 TorchScript is deprecated in torch 2.14 and not offered.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import zipfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from core.data import decode, preprocess
 from core.data.preprocess import Preprocessing
 from core.errors import ImageLabError
+from core.inference.export_graph import (
+    IN_GRAPH,
+    deployed,
+    export_onnx,
+    export_pt2,
+    nhwc,
+    runner_for,
+)
 
 FORMATS = ("onnx", "pt2")
-DEFAULT_TOLERANCE = 1e-3
-# Shipped in every bundle as they are: torch-free, and importing no other project module.
-BUNDLED_MODULES = (decode, preprocess)
+PRECISIONS = ("fp32", "int8")
+DEFAULT_TOLERANCE = 1e-4           # max |Δ probability| for an fp32 export
 
 
 @dataclass
 class ExportResult:
-    """A checked export: format, file, the largest absolute logit difference from PyTorch and the
-    tolerance it passed, images checked, size in bytes, and the bundle's path once written."""
+    """A checked export and its figures (``export_check.json`` holds ``to_dict``).
+
+    ``max_abs_diff`` is the largest probability difference from the app's own path on
+    ``num_images_checked`` cached images; ``parity`` the end-to-end figures from files
+    through the extracted bundle (``export_parity.check_bundle``); ``latency`` p50/p95 ms
+    at batch 1 and 32; ``accuracy`` on the validation split; ``quantization`` is
+    ``dynamic`` or ``static`` for int8; ``override`` says an int8 export was kept by the
+    user although it failed its limits (``refusal`` then says which); ``int8`` holds both
+    quantised variants' figures against fp32, and ``tolerance`` is None for int8."""
     format: str
     path: str
     max_abs_diff: float
-    tolerance: float
+    tolerance: float | None
     num_images_checked: int
     size_bytes: int
+    precision: str = "fp32"
+    quantization: str | None = None
     bundle: str | None = None
+    parity: dict = field(default_factory=dict)
+    latency: dict = field(default_factory=dict)
+    accuracy: float | None = None
+    override: bool = False
+    refusal: str = ""
+    int8: dict = field(default_factory=dict)
+    in_graph: list[str] = field(default_factory=lambda: list(IN_GRAPH))
+    outside_graph: str = ("the resize to the model's size: preprocess.py "
+                          "(Preprocessing.to_pixels), shipped in the bundle")
 
     def to_dict(self) -> dict:
         """The result as a plain dict (JSON-ready)."""
         return asdict(self)
 
+    @property
+    def name(self) -> str:
+        """``onnx-fp32``, ``pt2-fp32`` or ``onnx-int8``: the key in ``export_check.json``."""
+        return f"{self.format}-{self.precision}"
 
-def export_model(model: nn.Module, fmt: str, out: Path, check_inputs: torch.Tensor, *,
+
+def reference_probs(model: nn.Module, preprocessing: Preprocessing, temperature: float,
+                    levels: np.ndarray) -> np.ndarray:
+    """The app's probabilities for uint8 N×C×H×W ``levels``: the contract's scaling (as
+    ``LoadedModel.to_tensor``), the network, logits / temperature, softmax."""
+    x = torch.from_numpy(preprocessing.normalise(levels))
+    with torch.inference_mode():
+        return torch.softmax(model(x).float() / temperature, dim=1).double().numpy()
+
+
+def export_model(model: nn.Module, fmt: str, out: Path, levels: np.ndarray, *,
+                 preprocessing: Preprocessing, temperature: float = 1.0,
                  tolerance: float = DEFAULT_TOLERANCE) -> ExportResult:
-    """Export ``model`` (fp32, eval, CPU) to ``out`` and check it on ``check_inputs`` (N×C×H×W)."""
+    """Export ``model`` with the contract and temperature inside (``DeployedModel``) to
+    ``out`` and check it on real uint8 N×C×H×W ``levels`` against the app's probabilities.
+
+    Raises ``ImageLabError`` for an unknown format, no images, an exporter failure or a
+    probability difference above ``tolerance`` (nothing is left at ``out`` then)."""
     if fmt not in FORMATS:
         raise ImageLabError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    if check_inputs.ndim != 4 or len(check_inputs) == 0:
+    levels = np.asarray(levels, dtype=np.uint8)
+    if levels.ndim != 4 or len(levels) == 0:
         raise ImageLabError("an export check needs at least one image")
-    model = model.eval().float().to("cpu").to(memory_format=torch.contiguous_format)
-    check_inputs = check_inputs.float().contiguous()
+    module = deployed(model, preprocessing, temperature)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    pixels = nhwc(levels)
     # An example batch of 2: a batch of 1 would be specialised as a constant.
-    example = check_inputs[:2] if len(check_inputs) >= 2 else check_inputs.repeat(2, 1, 1, 1)
-    batch = torch.export.Dim.DYNAMIC
+    example = torch.from_numpy(pixels[:2] if len(pixels) >= 2 else np.repeat(pixels, 2, axis=0))
     try:
-        if fmt == "onnx":
-            program = torch.onnx.export(model, (example,), dynamo=True,
-                                        dynamic_shapes=({0: batch},), input_names=["images"],
-                                        output_names=["logits"], verbose=False)
-            program.save(str(out))
-            exported = _run_onnx(out, check_inputs)
-        else:
-            ep = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
-            torch.export.save(ep, str(out))
-            loaded = torch.export.load(str(out)).module()
-            with torch.inference_mode():
-                exported = loaded(check_inputs).numpy()
-    except ImageLabError:
-        raise
+        (export_onnx if fmt == "onnx" else export_pt2)(module, out, example)
+        exported = np.asarray(runner_for(out)(pixels), dtype=np.float64)
     except Exception as exc:  # exporter failures are many and varied: report, keep nothing
-        _remove(out)
+        remove_export(out)
         raise ImageLabError(f"{fmt} export failed: {type(exc).__name__}: {exc}") from None
-    with torch.inference_mode():
-        reference = model(check_inputs).numpy()
+    reference = reference_probs(module.model, preprocessing, temperature, levels)
     diff = float(np.max(np.abs(reference - exported)))
     if not np.isfinite(diff) or diff > tolerance:
-        _remove(out)
-        raise ImageLabError(f"{fmt} export refused: its logits differ from PyTorch's by up to "
-                            f"{diff:.3g} (tolerance {tolerance:g})")
-    return ExportResult(fmt, str(out), diff, tolerance, len(check_inputs), out.stat().st_size)
+        remove_export(out)
+        raise ImageLabError(f"{fmt} export refused: its probabilities differ from the app's by "
+                            f"up to {diff:.3g} (tolerance {tolerance:g})")
+    return ExportResult(fmt, str(out), diff, tolerance, len(levels), out.stat().st_size)
 
 
-def write_bundle(result: ExportResult, out_zip: Path, *, classes: list[str],
-                 preprocessing: Preprocessing) -> Path:
-    """A zip with the model, classes.json, preprocessing.json and a runnable predict.py.
-
-    ``predict.py`` decodes and preprocesses with ``decode.py`` and ``preprocess.py``, which
-    are ImageLab's own ``core/data`` modules copied byte for byte (numpy and Pillow only),
-    under the contract that ``preprocessing.json`` records (``Preprocessing.to_dict``).
-    """
-    model_path = Path(result.path)
-    snippet = PREDICT_SNIPPET_ONNX if result.format == "onnx" else PREDICT_SNIPPET_PT2
-    tmp = out_zip.with_suffix(".zip.tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.write(model_path, f"model.{result.format}")
-        zf.writestr("classes.json", json.dumps(classes, indent=2))
-        zf.writestr("preprocessing.json", json.dumps(preprocessing.to_dict(), indent=2))
-        zf.writestr("predict.py", snippet)
-        for module in BUNDLED_MODULES:
-            zf.write(module.__file__, Path(module.__file__).name)
-        zf.writestr("export_check.json", json.dumps(result.to_dict(), indent=2))
-    os.replace(tmp, out_zip)
-    result.bundle = str(out_zip)
-    return out_zip
-
-
-def _run_onnx(path: Path, inputs: torch.Tensor) -> np.ndarray:
-    import onnxruntime as ort
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    return session.run(None, {name: inputs.numpy()})[0]
-
-
-def _remove(path: Path) -> None:
-    for p in (path, Path(str(path) + ".data")):
+def remove_export(path: Path) -> None:
+    """Delete an export and its external-data file, if any (missing files are fine)."""
+    for p in (Path(path), Path(str(path) + ".data")):
         try:
             p.unlink()
         except OSError:
             pass
-
-
-_PREDICT_HEAD = '''"""Predict with the exported {what}: python predict.py [--json] IMAGE...
-
-Prints one ``path<TAB>class<TAB>probability`` line per image; ``--json`` prints one JSON
-object per line instead, with every class's probability. An image that cannot be read is
-reported on stderr (the exit status is then 1). ``--save-inputs FILE.npz`` also writes the
-uint8 levels (``pixels``) and the float inputs (``inputs``) the model was given.
-
-Images are decoded by ``decode.py`` and resized and scaled by ``preprocess.py``, under the
-contract in ``preprocessing.json``: both files are ImageLab's own modules, shipped as they
-are, so this bundle sees an image exactly as the app does.
-"""
-import argparse
-import json
-import sys
-from pathlib import Path
-
-import numpy as np
-
-from decode import BadImage, load_image_file
-from preprocess import Preprocessing
-
-HERE = Path(__file__).resolve().parent
-BATCH = 64
-'''
-
-_PREDICT_ONNX_MODEL = '''
-
-def load_model():
-    import onnxruntime as ort
-    session = ort.InferenceSession(str(HERE / "model.onnx"), providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    return lambda x: session.run(None, {name: x})[0]
-'''
-
-_PREDICT_PT2_MODEL = '''
-
-def load_model():
-    import torch
-    program = torch.export.load(str(HERE / "model.pt2")).module()
-
-    def forward(x):
-        with torch.inference_mode():
-            return program(torch.from_numpy(x)).numpy()
-    return forward
-'''
-
-_PREDICT_MAIN = '''
-
-def softmax(z):
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description="Predict the class of each image.")
-    parser.add_argument("images", nargs="+", help="image files")
-    parser.add_argument("--json", action="store_true", help="one JSON object per line")
-    parser.add_argument("--save-inputs", metavar="FILE.npz",
-                        help="also save the uint8 levels and float inputs the model was given")
-    args = parser.parse_args(argv)
-    pre = Preprocessing.from_dict(json.loads((HERE / "preprocessing.json").read_text()))
-    classes = json.loads((HERE / "classes.json").read_text())
-    forward = load_model()
-    failed, saved_pixels, saved_inputs = 0, [], []
-    for start in range(0, len(args.images), BATCH):
-        names, levels = [], []
-        for path in args.images[start:start + BATCH]:
-            try:
-                levels.append(pre.to_array(load_image_file(path).image))
-            except BadImage as exc:
-                print(f"{path}\\tcannot read: {exc}", file=sys.stderr)
-                failed += 1
-                continue
-            names.append(path)
-        if not names:
-            continue
-        pixels = np.stack(levels)
-        inputs = pre.normalise(pixels)
-        probs = softmax(np.asarray(forward(inputs), dtype=np.float64))
-        if args.save_inputs:
-            saved_pixels.append(pixels)
-            saved_inputs.append(inputs)
-        for path, p in zip(names, probs):
-            best = int(p.argmax())
-            if args.json:
-                print(json.dumps({"path": path, "class": classes[best],
-                                  "probability": float(p[best]),
-                                  "probabilities": dict(zip(classes, map(float, p)))}))
-            else:
-                print(f"{path}\\t{classes[best]}\\t{p[best]:.4f}")
-    if args.save_inputs:
-        size, channels = pre.image_size, pre.channels
-        empty = np.zeros((0, channels, size, size))
-        np.savez(args.save_inputs,
-                 pixels=np.concatenate(saved_pixels) if saved_pixels else empty.astype(np.uint8),
-                 inputs=np.concatenate(saved_inputs) if saved_inputs else empty.astype(np.float32))
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-'''
-
-PREDICT_SNIPPET_ONNX = (_PREDICT_HEAD.format(what="ONNX model") + _PREDICT_ONNX_MODEL
-                        + _PREDICT_MAIN)
-PREDICT_SNIPPET_PT2 = (_PREDICT_HEAD.format(what="torch.export program") + _PREDICT_PT2_MODEL
-                       + _PREDICT_MAIN)

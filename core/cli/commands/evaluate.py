@@ -52,10 +52,34 @@ def cmd_predict(args, ws) -> int:
 
 
 def cmd_export(args, ws) -> int:
-    """``export RUN --format F --out FILE``: a checked export and its bundle (``export_run``)."""
-    result = export_run(ws, args.run_id, args.format, Path(args.out), tolerance=args.tolerance)
-    emit(args, result.to_dict(), lambda r: (
-        f"exported {r['format']} to {r['path']} ({format_size(r['size_bytes'])}); checked on "
-        f"{r['num_images_checked']} images: max |Δlogit| {r['max_abs_diff']:.2e} "
-        f"(tolerance {r['tolerance']:g}); bundle {r['bundle']}"))
+    """``export RUN [--format F] [--precision P] [--out FILE]``: a checked export and its
+    bundle (``export_run``), with its parity, latency and accuracy figures."""
+    if args.max_images < 1:
+        raise ImageLabError("--max-images must be at least 1")
+    result = export_run(ws, args.run_id, args.format, Path(args.out) if args.out else None,
+                        precision=args.precision, tolerance=args.tolerance,
+                        accept_loss=args.accept_int8_loss, cap=args.max_images)
+    emit(args, result.to_dict(), _export_text)
     return 0
+
+
+def _export_text(r: dict) -> str:
+    p, t = r["parity"], r["latency"]
+    quant = f" ({r['quantization']})" if r["quantization"] else ""
+    lines = [f"exported {r['format']} {r['precision']}{quant} to {r['path']} "
+             f"({format_size(r['size_bytes'])}); bundle {r['bundle']}",
+             f"from files: {p['images']} images of the {p['split']} split through predict.py: "
+             f"top-1 agreement with the app {100 * p['top1_agreement']:.2f}%, max |Δp| "
+             f"{p['max_prob_diff']:.2e}, accuracy {100 * p['accuracy_export']:.2f}% "
+             f"(app {100 * p['accuracy_app']:.2f}%)",
+             "latency: " + ", ".join(f"batch {b[1:]} p50 {v['p50_ms']:.2f} ms p95 "
+                                     f"{v['p95_ms']:.2f} ms" for b, v in t.items())]
+    for mode, v in r["int8"].get("variants", {}).items():
+        lines.append(f"int8 {mode}: {format_size(v['size_bytes'])}, accuracy "
+                     f"{100 * v['accuracy']:.2f}% (fp32 {100 * v['accuracy_fp32']:.2f}%), "
+                     f"agreement with fp32 {100 * v['top1_agreement']:.2f}%, batch 1 p50 "
+                     f"{v['latency']['b1']['p50_ms']:.2f} ms"
+                     + (f" — {v['refusal']}" if v["refusal"] else ""))
+    if r["override"]:
+        lines.append(f"kept by --accept-int8-loss although {r['refusal']}")
+    return "\n".join(lines)
