@@ -183,6 +183,7 @@ def _int8(ws: Workspace, lm: LoadedModel, dataset: str, out: Path, levels: np.nd
                               accuracy=chosen["accuracy"], refusal=chosen["refusal"],
                               override=bool(chosen["refusal"]) and accept_loss)
         result.int8 = {"variants": variants, "fp32_latency": latency(run, val_pixels),
+                       "fp32_size_bytes": fp32.size_bytes, "fp32_accuracy": fp32_accuracy,
                        "limits": {"max_accuracy_drop": q.MAX_ACCURACY_DROP,
                                   "max_changed": q.MAX_CHANGED}}
         if chosen["refusal"] and not accept_loss:
