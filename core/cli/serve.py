@@ -17,11 +17,14 @@ def register(sub, common) -> None:
     p = sub.add_parser("serve", parents=[common], help="serve a run's model over HTTP",
                        description="Start a prediction API for a finished run: POST /predict "
                                    "(image body or multipart field 'file'), GET /health, GET "
-                                   "/metrics (Prometheus). Every prediction is appended to "
-                                   "runs/RUN_ID/service/predictions.jsonl (rotated at a "
-                                   "size limit). Only Host headers in the allow-list are "
-                                   "answered; --allow-network needs an API key. Ctrl+C "
-                                   "stops it.")
+                                   "/metrics (Prometheus). Concurrent requests are batched "
+                                   "into one forward (--max-batch, --max-wait-ms); --model "
+                                   "serves an ONNX export instead of PyTorch; --workers runs "
+                                   "several processes on the port. Every prediction is "
+                                   "appended to runs/RUN_ID/service/predictions.jsonl (one "
+                                   "file per worker, rotated at a size limit). Only Host "
+                                   "headers in the allow-list are answered; --allow-network "
+                                   "needs an API key. Ctrl+C stops it.")
     p.add_argument("run_id")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1; others need --allow-network)")
@@ -45,6 +48,19 @@ def register(sub, common) -> None:
                         "$IMAGELAB_PREDICTION_LOG_MAX_BYTES, else 50 MiB)")
     p.add_argument("--log-backups", type=int, default=1,
                    help="rotated prediction log files to keep (default 1)")
+    p.add_argument("--model", choices=["torch", "onnx", "int8"], default="torch",
+                   help="torch: the run's best.pt (default); onnx: exports/RUN_ID/model.onnx "
+                        "(exported now if missing or older than best.pt); int8: "
+                        "exports/RUN_ID/model-int8.onnx (make it with `export RUN_ID "
+                        "--precision int8`)")
+    p.add_argument("--max-batch", type=int, default=16,
+                   help="most images in one forward (default 16; 1 turns batching off)")
+    p.add_argument("--max-wait-ms", type=float, default=5.0,
+                   help="longest a queued image waits for others to join its batch (default "
+                        "5 ms; the wait ends early when no other image is being decoded)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="worker processes on the port (uvicorn --workers; default 1); each "
+                        "loads the model and writes its own prediction log")
     p.set_defaults(func="core.cli.commands.serve:cmd_serve")
 
 

@@ -5,14 +5,17 @@ The service appends one JSON line per ``/predict`` request to
 ``monitoring_summary`` turns a time window of it into figures for the Demo page: request
 rate, latency percentiles, the predicted-class distribution over time next to the run's
 training distribution, the share of "unknown" answers and the errors. The service rotates
-the log at a size limit (``predictions.jsonl.1``, ``.2``...); ``read_prediction_log`` reads
-the rotated files too, oldest first, so a window that spans a rotation stays whole.
+the log at a size limit (``predictions.jsonl.1``, ``.2``...), and each worker process of
+``serve --workers N`` writes its own file (``predictions-<slot>.jsonl``);
+``read_prediction_log`` reads every worker's files, rotated ones included, and merges them
+by time, so a window that spans a rotation or several workers stays whole.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from pathlib import Path
 
@@ -27,20 +30,26 @@ def prediction_log_path(ws: Workspace, run_id: str) -> Path:
 
 
 def prediction_log_files(ws: Workspace, run_id: str) -> list[Path]:
-    """The run's prediction log files that exist, oldest first: the rotated ones
-    (``predictions.jsonl.N`` ... ``.1``) and then the live ``predictions.jsonl``."""
+    """The run's prediction log files that exist, by worker slot (``predictions.jsonl``, then
+    ``predictions-1.jsonl``, ...; see ``core.inference.prediction_log``), each slot's oldest
+    first: its rotated files (``.N`` ... ``.1``) and then the live one."""
     paths = run_paths(ws, run_id)
-    backups = []
-    for p in paths.service_dir.glob(paths.prediction_log.name + ".*"):
-        suffix = p.name.rsplit(".", 1)[1]
-        if suffix.isdigit() and p == paths.prediction_log_backup(int(suffix)):
-            backups.append((int(suffix), p))
-    files = [p for _, p in sorted(backups, reverse=True)]
-    return files + ([paths.prediction_log] if paths.prediction_log.exists() else [])
+    base = paths.prediction_log
+    pattern = re.compile(rf"^{re.escape(base.stem)}(?:-([1-9]\d*))?{re.escape(base.suffix)}"
+                         r"(?:\.([1-9]\d*))?$")
+    found = []
+    for p in paths.service_dir.glob(base.stem + "*"):
+        m = pattern.match(p.name)
+        if m and p.is_file():
+            slot = int(m.group(1)) if m.group(1) else 0
+            age = int(m.group(2)) if m.group(2) else 0     # 0 = live; higher = older
+            found.append((slot, -age, p))
+    return [p for _, _, p in sorted(found)]
 
 
 def read_prediction_log(ws: Workspace, run_id: str, since: float | None = None) -> list[dict]:
-    """The log's records (dicts, oldest first) with ``ts >= since``, rotated files included.
+    """The log's records (dicts, oldest first) with ``ts >= since``, rotated files included,
+    every worker's files merged by time.
 
     A torn or unreadable line (a server killed mid-write) is skipped, not fatal. Raises
     ``NotFoundError`` for a run that is not in the runs table (or has no folder) and
@@ -63,6 +72,7 @@ def read_prediction_log(ws: Workspace, run_id: str, since: float | None = None) 
                     continue
                 if since is None or ts >= since:
                     records.append(rec)
+    records.sort(key=lambda r: float(r["ts"]))      # stable: one file's order is kept on ties
     return records
 
 

@@ -4,10 +4,19 @@
 (default 50 MiB, ``$IMAGELAB_PREDICTION_LOG_MAX_BYTES`` or ``serve --log-max-bytes``) it becomes
 ``predictions.jsonl.1`` (``RunPaths.prediction_log_backup``), ``.1`` becomes ``.2``, and so on
 up to ``backups`` files. ``core.inference.monitoring`` reads them all.
+
+Several worker processes (``serve --workers N``, or several ``serve`` processes on one run)
+never share a file: each claims a **slot**, the lowest number whose lock file
+(``service/.worker-<slot>.lock``) no live process holds (``claim_log_slot``, an ``flock``
+that the kernel releases when the process ends), and writes ``predictions.jsonl`` for slot 0,
+``predictions-<slot>.jsonl`` for the others (``worker_log_path``), each rotated on its own.
+A restarted worker takes a free slot again, so the number of files stays bounded by the
+largest number of workers that ever ran at once.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import threading
@@ -17,6 +26,29 @@ from core.errors import ImageLabError
 
 LOG_MAX_BYTES_ENV = "IMAGELAB_PREDICTION_LOG_MAX_BYTES"
 DEFAULT_LOG_MAX_BYTES = 50 * 1024 * 1024    # 50 MiB
+MAX_SLOTS = 256
+
+
+def worker_log_path(base: Path, slot: int) -> Path:
+    """The live log file of worker slot ``slot``: ``base`` (``predictions.jsonl``) for slot 0,
+    ``predictions-<slot>.jsonl`` beside it for the others."""
+    return base if slot == 0 else base.with_name(f"{base.stem}-{int(slot)}{base.suffix}")
+
+
+def claim_log_slot(service_dir: Path) -> tuple[int, int]:
+    """The lowest free worker slot in ``service_dir`` and the open lock file descriptor that
+    holds it (close it to give the slot back; the kernel does when the process ends). Raises
+    ``ImageLabError`` when all ``MAX_SLOTS`` slots are taken."""
+    service_dir.mkdir(parents=True, exist_ok=True)
+    for slot in range(MAX_SLOTS):
+        fd = os.open(service_dir / f".worker-{slot}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        return slot, fd
+    raise ImageLabError(f"{MAX_SLOTS} service workers already write logs in {service_dir}")
 
 
 def log_max_bytes_setting(option: int | None) -> int:
@@ -59,19 +91,36 @@ class PredictionLog:
         returns the line is in the kernel, so a killed server keeps it. The work per request
         is one ``stat`` (the rotation check), one open, one write, one close.
         """
-        line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
+        self.append_many([record])
+
+    def append_many(self, records: list[dict]) -> None:
+        """Append ``records`` as JSON lines (a batch's answers) with as few ``write`` calls as
+        the limit allows: one, unless a rotation falls among them (each line goes to the file
+        it fits in, as with ``append``)."""
+        lines = [(json.dumps(r, separators=(",", ":")) + "\n").encode() for r in records]
         with self._lock:
             try:
-                current = self.path.stat().st_size
+                size = self.path.stat().st_size
             except FileNotFoundError:
-                current = 0
-            if current and current + len(line) > self.max_bytes:
-                self.rotate()
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                os.write(fd, line)
-            finally:
-                os.close(fd)
+                size = 0
+            chunk: list[bytes] = []
+            for line in lines:
+                if size and size + len(line) > self.max_bytes:
+                    self._write(chunk)
+                    self.rotate()
+                    chunk, size = [], 0
+                chunk.append(line)
+                size += len(line)
+            self._write(chunk)
+
+    def _write(self, lines: list[bytes]) -> None:
+        if not lines:
+            return
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, b"".join(lines))
+        finally:
+            os.close(fd)
 
     def rotate(self) -> None:
         """Shift the rotated files up by one (dropping the last) and move the live file to ``.1``."""

@@ -5,37 +5,62 @@
 - ``POST /predict``: the image as the raw body (``Content-Type: image/*`` or
   ``application/octet-stream``) or as the multipart field ``file``. Answers
   ``{run_id, label, confidence, top: [{class, probability}], latency_ms}``; ``label`` is
-  ``"unknown"`` below the threshold (``?threshold=`` overrides the server's).
-  Bad input gets ``{"error": ...}`` with 400 (not an image, empty), 413 (too large: the
-  ``Content-Length`` is checked first and the bytes are counted while reading, so a
-  chunked or lying client is refused too), 415 (content type) or 422 (bad parameters).
-- ``GET /health``: ``{"status": "ok", run_id, classes}``.
-- ``GET /metrics``: Prometheus text format: requests by path and status, errors, a
-  latency histogram per path, predictions by answered label.
+  ``"unknown"`` below the threshold (``?threshold=`` overrides the server's). Several images
+  in one multipart request (the field ``file`` repeated, or ``files``) are answered in order
+  as ``{run_id, predictions: [{filename, label, confidence, top, latency_ms}, ...]}``; one bad
+  image refuses the whole request, naming it. Bad input gets ``{"error": ...}`` with 400 (not
+  an image, empty), 413 (too large: the ``Content-Length`` is checked first and the bytes are
+  counted while reading), 415 (content type) or 422 (bad parameters); see
+  ``core.inference.service_requests``.
+- ``GET /health``: ``{"status": "ok", run_id, classes, model}``.
+- ``GET /metrics``: Prometheus text (``core.inference.service_metrics``): requests by path
+  and status, errors, latency, answers by label, the batch-size histogram, queue waits and
+  forward times.
 
-Every ``/predict`` request appends one JSON line to ``runs/<run_id>/service/predictions.jsonl``,
-rotated at a size limit (``core.inference.prediction_log``); ``core.inference.monitoring``
-reads it. Before any route, ``core.inference.service_security`` checks the Host header
-(400), a browser's Origin (403) and, when one is configured, the API key (401).
+Requests are batched (``core.inference.batcher``): each image is decoded and resized on a
+prepare thread, queued, and run with whatever else is queued in one forward of at most
+``max_batch`` images, after waiting at most ``max_wait_ms`` for more; the event loop only
+reads requests and writes answers. The model is the run's PyTorch model or one of its ONNX
+exports (``model="onnx"|"int8"``, ``core.inference.runners``).
+
+Every image answered appends one JSON line to the worker's prediction log
+(``runs/<run_id>/service/predictions.jsonl``, ``predictions-<slot>.jsonl`` for a second
+worker process, ...; rotated at a size limit, ``core.inference.prediction_log``), a refused
+request one line; ``core.inference.monitoring`` merges them. Before any route,
+``core.inference.service_security`` checks the Host header (400), a browser's Origin (403)
+and, when one is configured, the API key (401). ``app_from_env`` is the factory that each
+worker process of ``serve --workers N`` calls.
 """
 
 from __future__ import annotations
 
-import threading
+import asyncio
+import contextlib
+import json
+import os
 import time
 from collections.abc import Iterable
 
+import numpy as np
+import torch
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import Headers, UploadFile
-from starlette.formparsers import MultiPartException, MultiPartParser
 
 from core.data.decode import MAX_FILE_BYTES
 from core.errors import ImageLabError
+from core.inference.batcher import DynamicBatcher
 from core.inference.monitoring import prediction_log_path
-from core.inference.prediction_log import DEFAULT_LOG_MAX_BYTES, PredictionLog
-from core.inference.predictor import decode_for_prediction, load_run_model, predict_one
+from core.inference.prediction_log import (
+    DEFAULT_LOG_MAX_BYTES,
+    PredictionLog,
+    claim_log_slot,
+    worker_log_path,
+)
+from core.inference.predictor import LoadedModel, decode_for_prediction, load_run_model
+from core.inference.runners import load_runner
+from core.inference.service_metrics import Metrics, MetricsMiddleware
+from core.inference.service_requests import RequestError, parse_threshold, request_images
 from core.inference.service_security import (
     LOOPBACK_HOSTS,
     SecurityMiddleware,
@@ -43,254 +68,196 @@ from core.inference.service_security import (
     check_api_key,
 )
 from core.store.run_paths import checked_run_id
-from core.store.workspace import Workspace
+from core.store.workspace import Workspace, open_workspace
 
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-PATHS = ("/predict", "/health", "/metrics")
-RAW_TYPES = ("application/octet-stream",)
-
-
-class RequestError(Exception):
-    """A bad request: answered with ``status`` and ``{"error": message}``."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
+SERVE_CONFIG_ENV = "IMAGELAB_SERVE_CONFIG"
+DEFAULT_MAX_BATCH = 16
+DEFAULT_MAX_WAIT_MS = 5.0
+MAX_BATCH_LIMIT = 1024
 
 
-class Metrics:
-    """Counters and histograms kept in memory, written out in Prometheus text format."""
+class PredictionService:
+    """The model side of the app: the runner, the batcher and this worker's prediction log.
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.requests: dict[tuple[str, int], int] = {}
-        self.latency_counts: dict[str, list[int]] = {}
-        self.latency_sum: dict[str, float] = {}
-        self.predictions: dict[str, int] = {}
+    ``start`` (the app's startup) claims a log slot and starts the batcher's threads; ``stop``
+    (its shutdown) finishes what was submitted and gives the slot back."""
 
-    def observe(self, path: str, status: int, seconds: float) -> None:
-        """Count one request to ``path`` answered with ``status``, and its latency in seconds."""
-        with self._lock:
-            self.requests[(path, status)] = self.requests.get((path, status), 0) + 1
-            counts = self.latency_counts.setdefault(path, [0] * (len(LATENCY_BUCKETS) + 1))
-            i = next((k for k, b in enumerate(LATENCY_BUCKETS) if seconds <= b), len(LATENCY_BUCKETS))
-            counts[i] += 1
-            self.latency_sum[path] = self.latency_sum.get(path, 0.0) + seconds
+    def __init__(self, lm: LoadedModel, runner, metrics: Metrics, *, top_k: int, max_batch: int,
+                 max_wait_ms: float, log_max_bytes: int, log_backups: int, prepare_threads: int):
+        self.lm, self.runner, self.metrics, self.top_k = lm, runner, metrics, top_k
+        self.max_batch, self.max_wait_ms, self.prepare_threads = max_batch, max_wait_ms, prepare_threads
+        self.log_limits = (log_max_bytes, log_backups)
+        self.log: PredictionLog | None = None
+        self.batcher: DynamicBatcher | None = None
+        self._slot_fd: int | None = None
 
-    def count_prediction(self, label: str) -> None:
-        """Count one prediction of ``label``."""
-        with self._lock:
-            self.predictions[label] = self.predictions.get(label, 0) + 1
+    def start(self, log_base) -> None:
+        """Claim a worker slot for the log next to ``log_base`` and start the batcher."""
+        slot, self._slot_fd = claim_log_slot(log_base.parent)
+        self.log = PredictionLog(worker_log_path(log_base, slot), *self.log_limits)
+        self.metrics.info["slot"] = slot
+        self.batcher = DynamicBatcher(self.prepare, self.run_batch, max_batch=self.max_batch,
+                                      max_wait_s=self.max_wait_ms / 1000,
+                                      prepare_threads=self.prepare_threads,
+                                      on_batch=self.metrics.observe_batch)
 
-    def render(self) -> str:
-        """Every counter and the latency histogram in Prometheus text format."""
-        with self._lock:
-            out = ["# HELP imagelab_requests_total HTTP requests by path and status code.",
-                   "# TYPE imagelab_requests_total counter"]
-            for (path, status), n in sorted(self.requests.items()):
-                out.append(f'imagelab_requests_total{{path="{path}",status="{status}"}} {n}')
-            out += ["# HELP imagelab_errors_total HTTP requests answered with a 4xx or 5xx status.",
-                    "# TYPE imagelab_errors_total counter"]
-            errors: dict[str, int] = {}
-            for (path, status), n in self.requests.items():
-                if status >= 400:
-                    errors[path] = errors.get(path, 0) + n
-            for path, n in sorted(errors.items()):
-                out.append(f'imagelab_errors_total{{path="{path}"}} {n}')
-            out += ["# HELP imagelab_request_duration_seconds Time from request to response.",
-                    "# TYPE imagelab_request_duration_seconds histogram"]
-            for path, counts in sorted(self.latency_counts.items()):
-                cumulative = 0
-                for bound, c in zip(LATENCY_BUCKETS, counts):
-                    cumulative += c
-                    out.append(f'imagelab_request_duration_seconds_bucket{{path="{path}",le="{bound}"}} '
-                               f"{cumulative}")
-                total = cumulative + counts[-1]
-                out.append(f'imagelab_request_duration_seconds_bucket{{path="{path}",le="+Inf"}} {total}')
-                out.append(f'imagelab_request_duration_seconds_sum{{path="{path}"}} '
-                           f"{self.latency_sum[path]:.6f}")
-                out.append(f'imagelab_request_duration_seconds_count{{path="{path}"}} {total}')
-            out += ["# HELP imagelab_predictions_total Answers of /predict by label "
-                    "(\"unknown\" below the threshold).",
-                    "# TYPE imagelab_predictions_total counter"]
-            for label, n in sorted(self.predictions.items()):
-                out.append(f'imagelab_predictions_total{{label="{_escape(label)}"}} {n}')
-        return "\n".join(out) + "\n"
+    def stop(self) -> None:
+        """Answer what was submitted, stop the threads, give the log slot back."""
+        if self.batcher is not None:
+            self.batcher.close()
+        if self._slot_fd is not None:
+            os.close(self._slot_fd)
+            self._slot_fd = None
 
+    def prepare(self, raw: tuple[bytes, float, float]) -> tuple:
+        """On a prepare thread: (bytes, t0, threshold) → (model input row, t0, threshold);
+        ``ImageLabError`` for bytes that are no usable image."""
+        data, t0, threshold = raw
+        return self.runner.prepare(decode_for_prediction(data)), t0, threshold
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    def run_batch(self, items: list[tuple]) -> list[dict]:
+        """On the forward thread: one forward for every queued item, their answers logged."""
+        probs = self.runner.probabilities([row for row, _, _ in items])
+        order = np.argsort(-probs, axis=1, kind="stable")[:, :self.top_k]
+        now, ts = time.perf_counter(), time.time()
+        classes, answers, records = self.lm.classes, [], []
+        for (_, t0, threshold), p, best in zip(items, probs, order):
+            top = [(classes[i], float(p[i])) for i in best]
+            confident = top[0][1] >= threshold
+            label = top[0][0] if confident else "unknown"
+            latency_ms = (now - t0) * 1000
+            records.append({"ts": ts, "status": 200, "label": label, "top_class": top[0][0],
+                            "confidence": top[0][1], "latency_ms": round(latency_ms, 3),
+                            "unknown": not confident, "error": None})
+            answers.append({"label": label, "confidence": top[0][1],
+                            "top": [{"class": c, "probability": q} for c, q in top],
+                            "latency_ms": latency_ms})
+        self.log.append_many(records)
+        self.metrics.count_predictions([a["label"] for a in answers])
+        return answers
 
-
-class MetricsMiddleware:
-    """Times every request and counts it by path and status code (pure ASGI, no buffering)."""
-
-    def __init__(self, app, metrics: Metrics):
-        self.app, self.metrics = app, metrics
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        t0 = time.perf_counter()
-        status = 500
-
-        async def send_and_record(message):
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_record)
-        finally:
-            path = scope["path"] if scope["path"] in PATHS else "other"
-            self.metrics.observe(path, status, time.perf_counter() - t0)
-
-
-async def read_body_limited(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 past ``limit`` bytes, whatever the headers say."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            if int(declared) > limit:
-                raise RequestError(413, f"body too large: {int(declared):,} bytes declared; "
-                                        f"the limit is {limit:,} bytes")
-        except ValueError:
-            raise RequestError(400, "invalid Content-Length header") from None
-    chunks, total = [], 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limit:
-            raise RequestError(413, f"body too large: more than {limit:,} bytes sent; "
-                                    f"the limit is {limit:,} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def image_bytes(request: Request, limit: int) -> bytes:
-    """The uploaded image's bytes from a raw body or the multipart field ``file``."""
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    multipart = ctype == "multipart/form-data"
-    if not (multipart or ctype.startswith("image/") or ctype in RAW_TYPES):
-        raise RequestError(415, f"unsupported Content-Type {ctype or '(none)'!r}: send the image "
-                                "as the body with Content-Type image/*, or as the multipart "
-                                "form field 'file'")
-    body = await read_body_limited(request, limit)
-    if not body:
-        raise RequestError(400, "empty body: no image was sent")
-    if not multipart:
-        return body
-
-    async def once():
-        yield body
-
-    try:
-        form = await MultiPartParser(Headers(raw=request.scope["headers"]), once(),
-                                     max_files=1, max_fields=10).parse()
-    except MultiPartException as exc:
-        raise RequestError(400, f"bad multipart form: {exc.message}") from None
-    try:
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise RequestError(422, "the multipart form has no file field named 'file'")
-        data = await upload.read()
-    finally:
-        await form.close()
-    if not data:
-        raise RequestError(400, "empty file: the 'file' field has 0 bytes")
-    return data
-
-
-def parse_threshold(request: Request, default: float) -> float:
-    """The request's ``threshold`` query parameter, or ``default``; raises ``RequestError`` (422)
-    unless it is a number in [0, 1]."""
-    raw = request.query_params.get("threshold")
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not 0 <= value <= 1:
-        raise RequestError(422, f"threshold must be a number between 0 and 1, not {raw!r}")
-    return value
+    async def predict(self, images: list[bytes], names: list[str | None], t0: float,
+                      threshold: float) -> list[dict]:
+        """The answers for a request's images, in order; ``RequestError`` (400) for an image
+        that is not usable. Several images are all decoded before any is queued, so a bad
+        one refuses the request before the model has answered (and logged) the others."""
+        if len(images) == 1:
+            try:
+                return [await asyncio.wrap_future(self.batcher.submit((images[0], t0, threshold)))]
+            except ImageLabError as exc:
+                raise RequestError(400, str(exc)) from None
+        prepared = await asyncio.gather(
+            *(asyncio.wrap_future(self.batcher.prepare((d, t0, threshold))) for d in images),
+            return_exceptions=True)
+        for k, item in enumerate(prepared):
+            if isinstance(item, ImageLabError):
+                name = f" ({names[k]!r})" if names[k] else ""
+                raise RequestError(400, f"image {k + 1} of {len(images)}{name}: {item}")
+            if isinstance(item, BaseException):
+                raise item
+        futures = [asyncio.wrap_future(self.batcher.submit_prepared(item)) for item in prepared]
+        return list(await asyncio.gather(*futures))
 
 
 def create_app(ws: Workspace, run_id: str, *, threshold: float = 0.0,
                max_body_bytes: int = MAX_FILE_BYTES, top_k: int = 5,
                api_key: str | None = None, allowed_hosts: Iterable[str] | None = None,
-               log_max_bytes: int = DEFAULT_LOG_MAX_BYTES, log_backups: int = 1) -> FastAPI:
+               log_max_bytes: int = DEFAULT_LOG_MAX_BYTES, log_backups: int = 1,
+               model: str = "torch", max_batch: int = DEFAULT_MAX_BATCH,
+               max_wait_ms: float = DEFAULT_MAX_WAIT_MS, threads: int | None = None) -> FastAPI:
     """The FastAPI app serving run ``run_id``; the model is loaded here, once.
 
     ``POST /predict`` answers the ``top_k`` classes, ``unknown`` below ``threshold`` (0–1;
     a request's ``?threshold=`` overrides it), and refuses bodies over ``max_body_bytes``
-    with 413; ``GET /health`` and ``GET /metrics`` (Prometheus) report on it. Every
-    prediction is appended to the run's prediction log, rotated past ``log_max_bytes``
-    keeping ``log_backups`` older files. ``allowed_hosts`` (default: ``LOOPBACK_HOSTS`` on
-    any port) and ``api_key`` (None: no key) guard every request (``SecurityMiddleware``).
+    with 413; ``GET /health`` and ``GET /metrics`` (Prometheus) report on it. ``model`` is
+    ``torch`` (the run's ``best.pt``), ``onnx`` or ``int8`` (its ONNX exports); forwards take
+    at most ``max_batch`` images, gathered for at most ``max_wait_ms``; ``threads`` caps
+    the forward's threads (a worker of several). Every prediction is appended to this
+    worker's prediction log, rotated past ``log_max_bytes`` keeping ``log_backups`` older
+    files. ``allowed_hosts`` (default: ``LOOPBACK_HOSTS`` on any port) and ``api_key``
+    (None: no key) guard every request (``SecurityMiddleware``).
 
     ``run_id`` must be a run of the runs table (``checked_run_id``): the model and the log stay
     under ``runs/``. Raises ``ImageLabError`` for a malformed or unknown run id, a threshold
-    outside [0, 1], ``max_body_bytes`` below 1, a short API key, a bad allow-list entry, or a
-    run whose model cannot load.
+    outside [0, 1], ``max_body_bytes`` below 1, ``max_batch`` outside 1–1024, a negative
+    ``max_wait_ms``, a short API key, a bad allow-list entry, or a model that cannot load
+    (an ONNX file that is missing, for int8, or does not fit the run).
     """
     run_id = checked_run_id(run_id, ws)
     if not 0 <= threshold <= 1:
         raise ImageLabError("--threshold must be between 0 and 1")
     if max_body_bytes < 1:
         raise ImageLabError("--max-body-bytes must be at least 1")
+    if not 1 <= max_batch <= MAX_BATCH_LIMIT:
+        raise ImageLabError(f"--max-batch must be between 1 and {MAX_BATCH_LIMIT}")
+    if not max_wait_ms >= 0:
+        raise ImageLabError("--max-wait-ms must be 0 or more")
     if api_key is not None:
         check_api_key(api_key)
     hosts = frozenset(check_allowed_host(h) for h in (allowed_hosts or LOOPBACK_HOSTS))
-    prediction_log = PredictionLog(prediction_log_path(ws, run_id), log_max_bytes, log_backups)
+    PredictionLog(prediction_log_path(ws, run_id), log_max_bytes, log_backups)  # checks limits
+    if threads:
+        torch.set_num_threads(threads)
     lm = load_run_model(ws, run_id)
-    prediction_log.path.parent.mkdir(exist_ok=True)        # runs/<id>/service/
-    metrics = Metrics()
-    app = FastAPI(title="ImageLab prediction service", version="1",
+    runner = load_runner(ws, run_id, lm, model, threads)
+    metrics = Metrics(max_batch, {"run_id": run_id, "model": runner.kind, "max_batch": max_batch,
+                                  "max_wait_ms": max_wait_ms, "pid": os.getpid()})
+    service = PredictionService(lm, runner, metrics, top_k=top_k, max_batch=max_batch,
+                                max_wait_ms=max_wait_ms, log_max_bytes=log_max_bytes,
+                                log_backups=log_backups,
+                                prepare_threads=max(2, threads or os.cpu_count() or 2))
+    log_base = prediction_log_path(ws, run_id)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app):
+        service.start(log_base)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(service.stop)
+
+    app = FastAPI(title="ImageLab prediction service", version="1", lifespan=lifespan,
                   docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.model, app.state.metrics, app.state.log_path = lm, metrics, prediction_log.path
+    app.state.model, app.state.metrics, app.state.service = lm, metrics, service
     app.add_middleware(SecurityMiddleware, allowed_hosts=hosts, api_key=api_key)
     app.add_middleware(MetricsMiddleware, metrics=metrics)   # outermost: counts refusals too
-
-    def predict_and_log(data: bytes, thr: float, t0: float) -> dict:
-        img = decode_for_prediction(data)            # ImageLabError for a bad image
-        pred = predict_one(lm, img, top_k=top_k, threshold=thr)
-        latency_ms = (time.perf_counter() - t0) * 1000
-        prediction_log.append({"ts": time.time(), "status": 200, "label": pred.label,
-                               "top_class": pred.top[0][0], "confidence": pred.top[0][1],
-                               "latency_ms": round(latency_ms, 3),
-                               "unknown": not pred.confident, "error": None})
-        metrics.count_prediction(pred.label)
-        return {"run_id": run_id, "label": pred.label, "confidence": pred.top[0][1],
-                "top": [{"class": c, "probability": p} for c, p in pred.top],
-                "latency_ms": latency_ms}
 
     @app.post("/predict")
     async def predict(request: Request):
         t0 = time.perf_counter()
         try:
             thr = parse_threshold(request, threshold)
-            data = await image_bytes(request, max_body_bytes)
-            try:
-                return await run_in_threadpool(predict_and_log, data, thr, t0)
-            except ImageLabError as exc:
-                raise RequestError(400, str(exc)) from None
+            req = await request_images(request, max_body_bytes)
+            answers = await service.predict(req.images, req.names, t0, thr)
         except RequestError as exc:
             latency_ms = (time.perf_counter() - t0) * 1000
-            await run_in_threadpool(prediction_log.append, {
+            await run_in_threadpool(service.log.append, {
                 "ts": time.time(), "status": exc.status, "label": None, "top_class": None,
                 "confidence": None, "latency_ms": round(latency_ms, 3), "unknown": False,
                 "error": str(exc)})
             # Refusing before the body is read: close the connection rather than drain it.
             headers = {"Connection": "close"} if exc.status == 413 else None
             return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=headers)
+        if req.many:
+            return JSONResponse({"run_id": run_id, "predictions": [
+                {"filename": name, **a} for name, a in zip(req.names, answers)]})
+        return JSONResponse({"run_id": run_id, **answers[0]})
 
     @app.get("/health")
     async def health():
-        return {"status": "ok", "run_id": run_id, "classes": lm.classes}
+        return {"status": "ok", "run_id": run_id, "classes": lm.classes, "model": runner.kind}
 
     @app.get("/metrics")
     async def prometheus():
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
 
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The app factory each worker process of ``serve --workers N`` calls (uvicorn imports it
+    by name): ``create_app`` with the settings ``serve`` put in ``$IMAGELAB_SERVE_CONFIG``
+    (JSON: ``home`` plus ``create_app``'s keyword arguments)."""
+    settings = json.loads(os.environ[SERVE_CONFIG_ENV])
+    ws = open_workspace(settings.pop("home"))
+    return create_app(ws, settings.pop("run_id"), **settings)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
+
 import uvicorn
 
 from core.cli.output import log
 from core.cli.serve import check_port_free, is_loopback, serve_allowed_hosts
 from core.errors import ImageLabError
 from core.inference.prediction_log import log_max_bytes_setting
-from core.inference.service import create_app
+from core.inference.service import SERVE_CONFIG_ENV, create_app
 from core.inference.service_security import API_KEY_ENV, api_key_setting, check_allowed_host
 from core.store.run_paths import checked_run_id
 
@@ -18,7 +21,10 @@ def cmd_serve(args, ws) -> int:
 
     Raises ``ImageLabError`` for a malformed or unknown run id, a bad port, a port in use, a
     non-loopback ``--host`` without ``--allow-network``, ``--allow-network`` without an API
-    key, a short key, or a bad ``--allowed-host`` or log setting."""
+    key, a short key, a bad ``--allowed-host``, log, batching or ``--workers`` setting, or a
+    ``--model`` that cannot load. With ``--workers N`` above 1, uvicorn runs N processes on
+    one listening socket, each built by ``app_from_env`` from the settings passed in
+    ``$IMAGELAB_SERVE_CONFIG``."""
     if not 0 < args.port < 65536:
         raise ImageLabError("--port must be between 1 and 65535")
     api_key = api_key_setting(args.api_key)
@@ -30,22 +36,40 @@ def cmd_serve(args, ws) -> int:
                             f"--allow-network with an API key ({API_KEY_ENV})")
     if args.log_backups < 1:
         raise ImageLabError("--log-backups must be at least 1")
+    cpus = os.cpu_count() or 1
+    if not 1 <= args.workers <= 4 * cpus:
+        raise ImageLabError(f"--workers must be between 1 and {4 * cpus} (4 per CPU core)")
     extra = [check_allowed_host(h) for h in args.allowed_host]
     hosts = serve_allowed_hosts(args.host, args.port, extra)
     log_max_bytes = log_max_bytes_setting(args.log_max_bytes)
     check_port_free(args.host, args.port)
     run_id = checked_run_id(args.run_id, ws)       # before any file is read or written
-    app = create_app(ws, run_id, threshold=args.threshold, max_body_bytes=args.max_body_bytes,
-                     api_key=api_key, allowed_hosts=hosts, log_max_bytes=log_max_bytes,
-                     log_backups=args.log_backups)
+    settings = {"threshold": args.threshold, "max_body_bytes": args.max_body_bytes,
+                "api_key": api_key, "allowed_hosts": hosts, "log_max_bytes": log_max_bytes,
+                "log_backups": args.log_backups, "model": args.model,
+                "max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms,
+                # each of several workers gets its share of the cores for its forwards
+                "threads": max(1, cpus // args.workers) if args.workers > 1 else None}
+    # Built here even for several workers: every setting and the model are checked (an ONNX
+    # export made) once, with a clear error, before any worker starts.
+    app = create_app(ws, run_id, **settings)
     if not is_loopback(args.host):
         log(f"serving on {args.host}, reachable from the network: /predict and /metrics need "
             "the API key; /health is open. HTTP is not encrypted: put a TLS proxy in front "
             "on an untrusted network")
-    log(f"serving run {run_id} on http://{args.host}:{args.port} "
-        f"(POST /predict, GET /health, GET /metrics{'; API key required' if api_key else ''}); "
-        f"Host headers allowed: {', '.join(hosts)}; Ctrl+C stops")
+    log(f"serving run {run_id} ({args.model}, batches of up to {args.max_batch} gathered for "
+        f"up to {args.max_wait_ms:g} ms, {args.workers} worker{'s' if args.workers > 1 else ''}) "
+        f"on http://{args.host}:{args.port} (POST /predict, GET /health, GET /metrics"
+        f"{'; API key required' if api_key else ''}); Host headers allowed: {', '.join(hosts)}; "
+        "Ctrl+C stops")
     # uvicorn handles SIGINT/SIGTERM itself: it finishes in-flight requests and returns.
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    if args.workers == 1:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    else:
+        del app                       # each worker process builds its own from the settings
+        os.environ[SERVE_CONFIG_ENV] = json.dumps({"home": str(ws.root), "run_id": run_id,
+                                                   **settings})
+        uvicorn.run("core.inference.service:app_from_env", factory=True, workers=args.workers,
+                    host=args.host, port=args.port, log_level="warning", access_log=False)
     log("service stopped")
     return 0
