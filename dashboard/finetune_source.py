@@ -43,16 +43,18 @@ def source_kinds(ws, dataset: str) -> tuple[str, ...]:
 
 def source_picker(ws, dataset: str) -> tuple[str | None, str | None]:
     """(source spec for FinetuneConfig, architecture for files that do not say) or Nones."""
-    if st.session_state.get("ft_source_kind_for") != dataset:    # another dataset: its
-        st.session_state.pop("ft_source_kind", None)              # own first kind
+    kinds = source_kinds(ws, dataset)
+    # Another dataset opens on its own first kind. Set, not popped: a popped key leaves the
+    # browser's radio on the old option while the script reads the new default.
+    if st.session_state.get("ft_source_kind_for") != dataset:
+        st.session_state["ft_source_kind"] = kinds[0]
         st.session_state["ft_source_kind_for"] = dataset
     request = st.session_state.pop(REQUEST_KEY, None)
     if request and is_imagenet_spec(request):
         st.session_state.update(ft_source_kind=IMAGENET_KIND, ft_source_imagenet=request)
     elif request:
         st.session_state.update(ft_source_kind=RUN_KIND, ft_source_run=request)
-    kind = st.radio("Start from", source_kinds(ws, dataset), key="ft_source_kind",
-                    horizontal=True)
+    kind = st.radio("Start from", kinds, key="ft_source_kind", horizontal=True)
     if kind == IMAGENET_KIND:
         return imagenet_picker(), None
     if kind == RUN_KIND:
