@@ -1,13 +1,12 @@
 """The Demo page's sections below the predictions: the model card, the calibration and
-threshold settings, the feedback popover, batch prediction, export and monitoring.
+threshold settings, the feedback popover, batch prediction and monitoring (the export
+section is ``dashboard/export_panel.py``).
 
 Each is one call from ``pages/6_Demo.py``; the work behind them lives in
 ``core.inference`` (cards, batch prediction, exports, monitoring).
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -19,7 +18,6 @@ from core.inference.feedback import send_feedback
 from core.inference.monitoring import monitoring_summary
 from core.inference.predictor import LoadedModel
 from core.inference.registry import ModelCard, accuracy_coverage_for, set_champion, set_name
-from core.inference.run_export import export_run
 from core.labels.versions import version_numbers
 from core.store.run_paths import best_val_text
 from dashboard.auth import current_user
@@ -123,28 +121,6 @@ def batch_prediction(lm: LoadedModel, threshold: float) -> None:
                  hide_index=True)
     st.download_button("Download predictions (CSV)", rows_to_csv(rows, lm.classes),
                        "predictions.csv", "text/csv", key="batch_csv")
-
-
-def export_section(ws, run_id: str) -> None:
-    """Export to ONNX or .pt2, checked against PyTorch on real images, and the bundle."""
-    st.header("Export")
-    e1, e2 = st.columns([1, 3])
-    fmt = e1.radio("Format", ["onnx", "pt2"], key="export_fmt",
-                   format_func=lambda f: {"onnx": "ONNX", "pt2": "torch.export (.pt2)"}[f])
-    if not e1.button("Export and check", key="export_go", type="primary"):
-        return
-    out = ws.root / "exports" / run_id / f"model.{fmt}"
-    try:
-        with st.spinner("Exporting and checking against PyTorch on real images…"):
-            result = export_run(ws, run_id, fmt, out)
-    except ImageLabError as exc:
-        show_error(exc, e2)
-        return
-    e2.success(f"Checked on {result.num_images_checked} images: max |Δ logit| = "
-               f"{result.max_abs_diff:.2e} (tolerance {result.tolerance:g}).")
-    e2.download_button("Download the bundle (model, classes, preprocessing, predict.py)",
-                       Path(result.bundle).read_bytes(), f"{run_id}-{fmt}-bundle.zip",
-                       key="export_dl")
 
 
 def monitoring(ws, run_id: str) -> None:

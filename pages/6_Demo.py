@@ -8,11 +8,11 @@ from dashboard.demo import collect_inputs, decode_or_warn, prediction_card
 from dashboard.demo_sections import (
     answer_settings,
     batch_prediction,
-    export_section,
     feedback_popover,
     model_card_panel,
     monitoring,
 )
+from dashboard.export_panel import export_section
 from dashboard.label_actions import show_error
 from dashboard.models import loaded_model
 from dashboard.page import page_setup

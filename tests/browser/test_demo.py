@@ -1,5 +1,6 @@
 """The Demo in a real browser: champion model, an uploaded image with Grad-CAM and an
-"unknown" threshold, a wrong prediction sent to a dataset, and a checked ONNX export."""
+"unknown" threshold, a wrong prediction sent to a dataset, and an ONNX export checked from
+files, shown in the export table."""
 
 import re
 import sqlite3
@@ -62,11 +63,20 @@ def test_champion_predict_threshold_feedback_export(browser, trained_server, tmp
         page.wait_for_timeout(500)
     assert row and row[0] == "3" and row[1]
 
-    # Export to ONNX, checked against PyTorch.
+    # Export to ONNX, checked from the validation files through the bundle's predict.py,
+    # and the table of exports by format and precision.
     page.keyboard.press("Escape")
     main.get_by_role("button", name="Export and check").click()
-    main.get_by_text(re.compile(r"max \|Δ logit\| = ")).first.wait_for(timeout=180_000)
+    main.get_by_text(re.compile(r"predict\.py agree with the app on 100\.00% of answers")
+                     ).first.wait_for(timeout=300_000)
     assert (home / "exports" / trained_server.run_id / "model.onnx").exists()
+    table = main.locator("[data-testid='stTable']").last
+    table.get_by_text("100.00% with the app, from files").wait_for(timeout=60_000)
+    headers = table.locator("th").all_inner_texts()
+    for column in ("precision", "size", "latency b1 p50/p95 ms", "accuracy (val)",
+                   "top-1 agreement"):
+        assert column in headers, headers
+    assert "ONNX" in table.inner_text() and "fp32" in table.inner_text()
     screenshot(page, "demo-export")
     assert_no_exception_box(page)
     assert watcher.errors == [], watcher.errors

@@ -6,8 +6,8 @@ go through the tensor cache (built at import from the importer's pixels, prebuil
 the insert, and rebuilt from the files), ``LoadedModel.preprocess``, the demo path
 (``single_input``/``predict_one``), the service (its decode path and a real server over
 HTTP), evaluation (``cache_inputs``) and an exported bundle's ``predict.py`` run from its
-extracted folder in a fresh subprocess. uint8 levels must be identical; float inputs
-equal to within 1e-6. This is done for the gray digits run of ``_trained_master`` and for
+extracted folder in a fresh subprocess (its model takes the resized uint8 levels and does
+the scaling inside). uint8 levels must be identical; float inputs equal to within 1e-6. This is done for the gray digits run of ``_trained_master`` and for
 an RGB run trained here on the shapes sample.
 """
 
@@ -301,14 +301,13 @@ def test_every_path_gives_the_same_tensors(contract_workspace, kind):
                           *map(str, all_files)], check=False, cwd=folder, env=env,
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
-    dumped = np.load(saved)
-    np.testing.assert_array_equal(dumped["pixels"], levels)
-    np.testing.assert_allclose(dumped["inputs"], x_ref.numpy(), rtol=0, atol=FLOAT_TOLERANCE)
+    dumped = np.load(saved)      # what the model was given: the resized uint8 levels
+    np.testing.assert_array_equal(dumped["pixels"], levels.transpose(0, 2, 3, 1))
     lines = [json.loads(line) for line in run.stdout.splitlines()]
     assert [line["path"] for line in lines] == [str(p) for p in all_files]
-    plain = torch.softmax(ref_logits, dim=1).numpy()    # the bundle's softmax: no temperature
+    # scaling, temperature and softmax are inside the exported graph: the app's probabilities
     bundle_probs = np.array([[line["probabilities"][c] for c in lm.classes] for line in lines])
-    assert np.max(np.abs(bundle_probs - plain)) <= 1e-4
+    assert np.max(np.abs(bundle_probs - ref_probs)) <= 1e-4
     # And the plain command line users know: path<TAB>class<TAB>probability.
     run = subprocess.run([sys.executable, "predict.py", str(all_files[0])], check=False,
                          cwd=folder, env=env, capture_output=True, text=True, timeout=300)

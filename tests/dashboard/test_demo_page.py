@@ -77,8 +77,12 @@ def test_export_onnx_from_the_page(trained_workspace):
     at = open_demo()
     at.button(key="export_go").click().run()
     assert not at.exception, [e.message for e in at.exception]
-    assert any("max |Δ logit|" in s.value for s in at.success)
+    assert any("through the bundle's predict.py agree with the app on 100.00%" in s.value
+               for s in at.success)
     assert (ws.root / "exports" / run_id / "model.onnx").exists()
+    table = at.table[-1].value            # the exports by format and precision
+    assert list(table.index) == ["ONNX"] and table["precision"].tolist() == ["fp32"]
+    assert table["top-1 agreement"].tolist() == ["100.00% with the app, from files"]
 
 
 def test_presenter_mode_hides_the_controls(trained_workspace):
