@@ -11,7 +11,7 @@ from core.cli.output import log
 from core.cli.serve import check_port_free, is_loopback, serve_allowed_hosts
 from core.errors import ImageLabError
 from core.inference.prediction_log import log_max_bytes_setting
-from core.inference.service import SERVE_CONFIG_ENV, create_app
+from core.inference.service import MAX_BATCH_LIMIT, SERVE_CONFIG_ENV, create_app
 from core.inference.service_security import API_KEY_ENV, api_key_setting, check_allowed_host
 from core.store.run_paths import checked_run_id
 
@@ -36,6 +36,10 @@ def cmd_serve(args, ws) -> int:
                             f"--allow-network with an API key ({API_KEY_ENV})")
     if args.log_backups < 1:
         raise ImageLabError("--log-backups must be at least 1")
+    if not 1 <= args.max_batch <= MAX_BATCH_LIMIT:
+        raise ImageLabError(f"--max-batch must be between 1 and {MAX_BATCH_LIMIT}")
+    if not args.max_wait_ms >= 0:
+        raise ImageLabError("--max-wait-ms must be 0 or more")
     cpus = os.cpu_count() or 1
     if not 1 <= args.workers <= 4 * cpus:
         raise ImageLabError(f"--workers must be between 1 and {4 * cpus} (4 per CPU core)")
