@@ -62,9 +62,14 @@ soak: setup
 	$(PY) -m bench.soak
 
 # Re-take the user guide's pictures with the journey test.
+# The photo pictures need the shared cats-dogs photos (../shared/data/cats-dogs).
 guide-images: setup-dev
 	$(PY) -m pytest tests/browser/test_journey.py -k new_user_journey -q
 	rm -f docs/images/journey/*.png && cp tests/artifacts/journey/*.png docs/images/journey/
+	@test -d ../shared/data/cats-dogs || { echo "error: ../shared/data/cats-dogs is absent: the photo pictures cannot be re-taken"; exit 1; }
+	$(PY) -m pytest tests/browser/test_photo_journey.py -q
+	mkdir -p docs/images/photo_journey && rm -f docs/images/photo_journey/*.png \
+	  && cp tests/artifacts/photo_journey/*.png docs/images/photo_journey/
 
 clean-workspace:
 	rm -rf "$(IMAGELAB_HOME)"
