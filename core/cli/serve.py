@@ -58,6 +58,9 @@ def register(sub, common) -> None:
     p.add_argument("--max-wait-ms", type=float, default=5.0,
                    help="longest a queued image waits for others to join its batch (default "
                         "5 ms; the wait ends early when no other image is being decoded)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads of each worker's forward (default: the worker's share of the "
+                        "CPU cores less one, which is left to HTTP and decoding; at least 1)")
     p.add_argument("--workers", type=int, default=1,
                    help="worker processes on the port (uvicorn --workers; default 1); each "
                         "loads the model and writes its own prediction log")

@@ -262,6 +262,6 @@ def test_bad_batching_settings_are_refused(tmp_path):
     env = service_env(tmp_path / "ws")
     for args, words in ((["--max-batch", "0"], "--max-batch"),
                         (["--max-wait-ms", "-1"], "--max-wait-ms"),
-                        (["--workers", "0"], "--workers")):
+                        (["--workers", "0"], "--workers"), (["--threads", "0"], "--threads")):
         out = run_cli(tmp_path / "ws", "serve", "nope", "--port", str(free_port()), *args, env=env)
         assert out.returncode == 2 and words in out.stderr and "Traceback" not in out.stderr, out.stderr

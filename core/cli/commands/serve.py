@@ -43,6 +43,9 @@ def cmd_serve(args, ws) -> int:
     cpus = os.cpu_count() or 1
     if not 1 <= args.workers <= 4 * cpus:
         raise ImageLabError(f"--workers must be between 1 and {4 * cpus} (4 per CPU core)")
+    if args.threads is not None and not 1 <= args.threads <= 4 * cpus:
+        raise ImageLabError(f"--threads must be between 1 and {4 * cpus}")
+    share = max(1, cpus // args.workers)
     extra = [check_allowed_host(h) for h in args.allowed_host]
     hosts = serve_allowed_hosts(args.host, args.port, extra)
     log_max_bytes = log_max_bytes_setting(args.log_max_bytes)
@@ -52,8 +55,9 @@ def cmd_serve(args, ws) -> int:
                 "api_key": api_key, "allowed_hosts": hosts, "log_max_bytes": log_max_bytes,
                 "log_backups": args.log_backups, "model": args.model,
                 "max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms,
-                # each of several workers gets its share of the cores for its forwards
-                "threads": max(1, cpus // args.workers) if args.workers > 1 else None}
+                # a worker's forwards get its share of the cores, less one for the event loop
+                # and the decoding threads, which under load are as busy as the forward
+                "threads": args.threads or (share - 1 if share > 1 else 1)}
     # Built here even for several workers: every setting and the model are checked (an ONNX
     # export made) once, with a clear error, before any worker starts.
     app = create_app(ws, run_id, **settings)
@@ -62,7 +66,8 @@ def cmd_serve(args, ws) -> int:
             "the API key; /health is open. HTTP is not encrypted: put a TLS proxy in front "
             "on an untrusted network")
     log(f"serving run {run_id} ({args.model}, batches of up to {args.max_batch} gathered for "
-        f"up to {args.max_wait_ms:g} ms, {args.workers} worker{'s' if args.workers > 1 else ''}) "
+        f"up to {args.max_wait_ms:g} ms, {args.workers} worker{'s' if args.workers > 1 else ''} "
+        f"with {settings['threads']} forward thread{'s' if settings['threads'] > 1 else ''} each) "
         f"on http://{args.host}:{args.port} (POST /predict, GET /health, GET /metrics"
         f"{'; API key required' if api_key else ''}); Host headers allowed: {', '.join(hosts)}; "
         "Ctrl+C stops")
