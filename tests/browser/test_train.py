@@ -47,7 +47,7 @@ def test_train_watch_reload_stop_resume(browser, server):
     slider.focus()
     page.keyboard.press("End")
     wait_for_app(page)
-    train_and_watch(page, epochs="100", timeout=60_000)
+    train_and_watch(page, epochs="100", timeout=150_000)
     screenshot(page, "train-live")
 
     page.reload()                               # nothing lived in the session

@@ -252,7 +252,7 @@ def drip_server():
 
 def test_dripped_headers_end_at_the_deadline(tmp_path, drip_server):
     code, answer = _import(tmp_path / "home", f"{drip_server}/pets.zip", "--timeout", "2",
-                           "--allow-private-urls", limit=2)
+                           "--allow-private-urls", limit=2 + START_S)
     assert code == 2 and "timed out after 2 s" in answer["error"]
 
 
