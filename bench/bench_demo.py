@@ -130,25 +130,30 @@ def batched_forward_rate(lm, paths: list[Path]) -> float:
     return BATCH / best
 
 
+def wait_until_healthy(server: subprocess.Popen, port: int, seconds: float) -> None:
+    """Wait for ``python -m core serve`` (``server``, on ``port``) to answer /health."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if server.poll() is not None:
+            raise RuntimeError(f"serve exited: {server.stderr.read().decode()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"serve did not answer /health in {seconds:.0f} s")
+        time.sleep(0.2)
+
+
 def service_load(root: Path, run_id: str, paths: list[Path]) -> dict:
     port = free_port()
     env = {**__import__("os").environ, "IMAGELAB_HOME": str(root), "PYTHONPATH": str(REPO)}
     server = subprocess.Popen([sys.executable, "-m", "core", "serve", run_id, "--port", str(port)],
                               cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if server.poll() is not None:
-                raise RuntimeError(f"serve exited: {server.stderr.read().decode()}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("serve did not answer /health in 120 s")
-            time.sleep(0.2)
+        wait_until_healthy(server, port, 120)
         cmd = [sys.executable, "-m", "bench.loadgen", str(port), *map(str, paths),
                "--concurrency", str(LOAD_CONCURRENCY)]
         subprocess.run(cmd + ["--requests", "100"], cwd=REPO, env=env, check=True,

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import torch
 
-from bench.bench_demo import free_port, test_image_paths, train
+from bench.bench_demo import free_port, test_image_paths, train, wait_until_healthy
 from bench.harness import Result
 from core.data.ingest import DatasetWriter
 from core.data.samples import import_sample
@@ -128,19 +128,7 @@ def serve_under_load(root: Path, run_id: str, paths: list[Path], *args: str,
                                *args], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            if server.poll() is not None:
-                raise RuntimeError(f"serve exited: {server.stderr.read().decode()}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("serve did not answer /health in 180 s")
-            time.sleep(0.2)
+        wait_until_healthy(server, port, 180)
         cmd = [sys.executable, "-m", "bench.loadgen", str(port), *map(str, paths),
                "--concurrency", str(CLIENTS)]
         subprocess.run(cmd + ["--requests", str(4 * CLIENTS)], cwd=REPO, env=env, check=True,
