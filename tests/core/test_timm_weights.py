@@ -26,7 +26,7 @@ from core.finetune.groups import HEAD, layer_groups, resolve_freeze
 from core.finetune.heads import adapt_state
 from core.finetune.imagenet import LITE0_LICENCE, LITE0_PACKAGE, lite0_file
 from core.finetune.resolution import CANDIDATE_SIZES, EPOCH_BUDGET_S, choose_image_size
-from core.finetune.setup import FinetuneConfig, prepare_finetune
+from core.finetune.setup import PROBE_EPOCHS, FinetuneConfig, prepare_finetune
 from core.finetune.sources import offline_imagenet_sources, resolve_source
 from core.finetune.weights_files import load_state_file
 from core.finetune.weights_map import map_state
@@ -257,7 +257,7 @@ def test_imagenet_defaults_are_a_linear_probe_on_cached_flips_from_a_zero_head(p
     assert ft["freeze"] == "head" and set(ft["frozen"]) == set(ft["groups"]) - {HEAD}
     assert (cfg.crop, cfg.rotation, cfg.color_jitter, cfg.flip) == ("none", 0.0, 0.0, True)
     assert "flips only" in ft["augmentation"] and ft["feature_cache"] is True
-    assert cfg.epochs <= 10
+    assert cfg.epochs == PROBE_EPOCHS == 20        # epochs left open: the probe cap
     head = prep.init["model"]
     assert torch.count_nonzero(head["classifier.weight"]) == 0      # fresh rows start at zero
     assert torch.count_nonzero(head["classifier.bias"]) == 0
