@@ -74,5 +74,7 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
             pickle.UnpicklingError, zipfile.BadZipFile) as exc:
         # Not a checkpoint, a torn file, or pickled code that weights_only refuses to run.
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, pickle.UnpicklingError):     # torch's text advises weights_only=False
+            first = "not a torch.save file, or one holding Python objects that are never run"
         raise ImageLabError(f"checkpoint {path} cannot be read: it is not a PyTorch checkpoint "
                             f"saved by ImageLab or torch.save ({first})") from None
