@@ -7,6 +7,7 @@ the reason (``make test`` installs chromium first).
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -169,6 +170,32 @@ def screenshot(page, name: str, folder: Path | None = None) -> Path:
     path = folder / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def journey_page(browser, folder: Path, *, whole_page: bool = False):
+    """A 1500×1200 page for a journey test whose pictures go to ``folder`` (emptied first):
+    (page, watcher, main area, shot). ``shot(name)`` checks for an exception box and saves
+    ``NN-name.png``, numbered in order; with ``whole_page`` the window is first made as
+    tall as the page (capped at 3200 px), since Streamlit scrolls inside its main area and
+    a full-page picture would show one screen."""
+    shutil.rmtree(folder, ignore_errors=True)
+    page = browser.new_page(viewport={"width": 1500, "height": 1200})
+    watcher = PageWatcher(page)
+    main = page.locator("[data-testid='stMain']")
+    step = iter(range(1, 100))
+
+    def shot(name: str) -> None:
+        assert_no_exception_box(page)
+        if whole_page:
+            tall = page.evaluate("() => document.querySelector(\"[data-testid='stMain']\")"
+                                 ".scrollHeight")
+            page.set_viewport_size({"width": 1500, "height": max(1200, min(int(tall) + 40, 3200))})
+            page.wait_for_timeout(500)
+        screenshot(page, f"{next(step):02d}-{name}", folder)
+        if whole_page:
+            page.set_viewport_size({"width": 1500, "height": 1200})
+
+    return page, watcher, main, shot
 
 
 @pytest.fixture

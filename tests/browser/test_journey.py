@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import re
-import shutil
 import sqlite3
 import zipfile
 
@@ -23,11 +22,10 @@ from PIL import Image
 from core.data.samples import render_shape
 from tests.browser.conftest import (
     ARTIFACTS,
-    PageWatcher,
     StreamlitServer,
     assert_no_exception_box,
+    journey_page,
     open_app,
-    screenshot,
     wait_for_app,
 )
 from tests.browser.test_data_import import upload_archive
@@ -70,15 +68,7 @@ def db(server):
 
 def test_new_user_journey(browser, make_run_server, tmp_path):
     server = make_run_server
-    shutil.rmtree(SHOTS, ignore_errors=True)
-    page = browser.new_page(viewport={"width": 1500, "height": 1200})
-    watcher = PageWatcher(page)
-    main = page.locator("[data-testid='stMain']")
-    step = iter(range(1, 100))
-
-    def shot(name):
-        assert_no_exception_box(page)
-        screenshot(page, f"{next(step):02d}-{name}", SHOTS)
+    page, watcher, main, shot = journey_page(browser, SHOTS)
 
     # 1. Home
     page.goto(server.url)

@@ -15,7 +15,6 @@ from this test's screenshots (``make guide-images``).
 from __future__ import annotations
 
 import re
-import shutil
 import sqlite3
 import zipfile
 
@@ -23,9 +22,7 @@ import pytest
 
 from tests.browser.conftest import (
     ARTIFACTS,
-    PageWatcher,
-    assert_no_exception_box,
-    screenshot,
+    journey_page,
     wait_for_app,
 )
 from tests.browser.test_data_import import upload_archive
@@ -61,21 +58,7 @@ def unseen_photo(c: str):
 @pytest.mark.skipif(not PHOTOS.is_dir(), reason="../shared/data/cats-dogs is absent "
                     "(the shared real photos; a plain clone has none)")
 def test_photo_journey_imagenet_fine_tune_offline(browser, server, tmp_path):
-    shutil.rmtree(SHOTS, ignore_errors=True)
-    page = browser.new_page(viewport={"width": 1500, "height": 1200})
-    watcher = PageWatcher(page)
-    main = page.locator("[data-testid='stMain']")
-    step = iter(range(1, 100))
-
-    def shot(name):
-        assert_no_exception_box(page)
-        # Streamlit scrolls inside its main area, so a full-page picture shows one screen:
-        # make the window as tall as the page (capped) to show all of it.
-        tall = page.evaluate("() => document.querySelector(\"[data-testid='stMain']\").scrollHeight")
-        page.set_viewport_size({"width": 1500, "height": max(1200, min(int(tall) + 40, 3200))})
-        page.wait_for_timeout(500)
-        screenshot(page, f"{next(step):02d}-{name}", SHOTS)
-        page.set_viewport_size({"width": 1500, "height": 1200})
+    page, watcher, main, shot = journey_page(browser, SHOTS, whole_page=True)
 
     # 1. Import the photos through the browser's uploader.
     archive = tmp_path / "pets.zip"
