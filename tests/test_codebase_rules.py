@@ -49,7 +49,7 @@ def test_no_unsafe_html_in_the_ui():
 # too, just later). The layer order of ``core/`` is documented in docs/ARCHITECTURE.md.
 
 CORE_LAYERS = ["base", "store", "data", "labels", "models", "training", "finetune",
-               "evaluation", "inference", "cli"]
+               "evaluation", "embeddings", "active", "inference", "cli"]
 # Modules directly under core/: where each sits in CORE_LAYERS.
 CORE_TOP_LEVEL = {
     "core": "base",                 # the package docstring and version
