@@ -13,14 +13,18 @@
   the inputs that arrive while a forward runs are already past their wait when it ends,
   and form the next batch at once.
 
-A caller gets a ``concurrent.futures.Future`` per input; an asyncio caller awaits
-``asyncio.wrap_future(...)``, so the event loop stays free while inputs are prepared and the
-forward runs. A failure to prepare one input fails only that input's future; a failing
+A caller gets a ``concurrent.futures.Future`` per input, or, when it passes its event loop
+(``loop=``), an ``asyncio.Future`` of that loop: the forward thread then hands a whole
+batch's answers to the loop with one ``call_soon_threadsafe`` (one wake-up of the loop per
+batch, not one per answer as ``asyncio.wrap_future`` would cost on the forward thread,
+which is the service's busiest). The event loop stays free while inputs are prepared and
+the forward runs. A failure to prepare one input fails only that input's future; a failing
 ``run_batch`` fails every future of its batch.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import deque
@@ -55,16 +59,17 @@ class DynamicBatcher:
         self._prepare, self._run_batch, self._on_batch = prepare, run_batch, on_batch
         self._pool = ThreadPoolExecutor(prepare_threads, thread_name_prefix="prepare")
         self._cond = threading.Condition()
-        self._queue: deque[tuple[Any, Future, float]] = deque()
+        self._queue: deque[tuple[Any, Any, float]] = deque()   # (item, future, queued at)
         self._preparing = 0           # inputs submitted whose prepare has not finished
         self._closed = False
         self._thread = threading.Thread(target=self._forward_loop, name="forward", daemon=True)
         self._thread.start()
 
-    def submit(self, raw: Any) -> Future:
-        """Prepare ``raw`` on a pool thread, then queue it for a batch; the future gets its
-        result (or the exception that ``prepare`` or ``run_batch`` raised)."""
-        fut: Future = Future()
+    def submit(self, raw: Any, loop: asyncio.AbstractEventLoop | None = None):
+        """Prepare ``raw`` on a pool thread, then queue it for a batch; the future (an
+        ``asyncio.Future`` of ``loop`` when given, which must be the calling thread's running
+        loop) gets its result, or the exception that ``prepare`` or ``run_batch`` raised."""
+        fut = loop.create_future() if loop is not None else Future()
         with self._cond:
             if self._closed:
                 raise RuntimeError("the batcher is closed")
@@ -82,21 +87,28 @@ class DynamicBatcher:
         queueing any); queue the result with ``submit_prepared``."""
         return self._pool.submit(self._prepare, raw)
 
-    def submit_prepared(self, item: Any) -> Future:
-        """Queue an already prepared ``item`` for a batch; the future gets its result."""
-        fut: Future = Future()
-        fut.set_running_or_notify_cancel()
+    def submit_prepared(self, item: Any, loop: asyncio.AbstractEventLoop | None = None):
+        """Queue an already prepared ``item`` for a batch; the future (of ``loop`` when given)
+        gets its result."""
+        if loop is not None:
+            fut = loop.create_future()
+        else:
+            fut = Future()
+            fut.set_running_or_notify_cancel()
         self._enqueue(item, fut)
         return fut
 
-    def _prepare_and_queue(self, raw: Any, fut: Future) -> None:
+    def _prepare_and_queue(self, raw: Any, fut) -> None:
         try:
-            if not fut.set_running_or_notify_cancel():      # the caller gave up
+            if isinstance(fut, Future):
+                if not fut.set_running_or_notify_cancel():  # the caller gave up
+                    return
+            elif fut.cancelled():
                 return
             try:
                 item = self._prepare(raw)
             except Exception as exc:
-                fut.set_exception(exc)
+                settle([(fut, None, exc)])
                 return
             self._enqueue(item, fut)
         finally:
@@ -104,15 +116,17 @@ class DynamicBatcher:
                 self._preparing -= 1
                 self._cond.notify()
 
-    def _enqueue(self, item: Any, fut: Future) -> None:
+    def _enqueue(self, item: Any, fut) -> None:
         with self._cond:
-            if self._closed:
-                fut.set_exception(RuntimeError("the batcher is closed"))
-                return
-            self._queue.append((item, fut, time.perf_counter()))
-            self._cond.notify()
+            closed = self._closed
+            if not closed:
+                self._queue.append((item, fut, time.perf_counter()))
+                self._cond.notify()
+        if closed:
+            settle([(fut, None, RuntimeError("the batcher is closed"))])
+            return
 
-    def _next_batch(self) -> list[tuple[Any, Future, float]] | None:
+    def _next_batch(self) -> list[tuple[Any, Any, float]] | None:
         """Block until a batch is due; None once closed and drained."""
         with self._cond:
             while not self._queue and not self._closed:
@@ -136,11 +150,9 @@ class DynamicBatcher:
                     raise RuntimeError(f"run_batch returned {len(results)} results for "
                                        f"{len(batch)} inputs")
             except Exception as exc:          # every caller of the batch hears of it
-                for _, fut, _ in batch:
-                    fut.set_exception(exc)
+                settle([(fut, None, exc) for _, fut, _ in batch])
             else:
-                for (_, fut, _), result in zip(batch, results):
-                    fut.set_result(result)
+                settle([(fut, result, None) for (_, fut, _), result in zip(batch, results)])
             if self._on_batch is not None:
                 self._on_batch(len(batch), [start - queued for _, _, queued in batch],
                                time.perf_counter() - start)
@@ -152,3 +164,32 @@ class DynamicBatcher:
             self._closed = True
             self._cond.notify_all()
         self._thread.join(timeout)
+
+
+def settle(outcomes: list[tuple[Any, Any, BaseException | None]]) -> None:
+    """Give each future its result or exception: ``concurrent.futures`` ones here, and those of
+    an event loop in one ``call_soon_threadsafe`` per loop (the loop sets them itself)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list] = {}
+    for fut, result, exc in outcomes:
+        if isinstance(fut, Future):
+            if exc is None:
+                fut.set_result(result)
+            else:
+                fut.set_exception(exc)
+        else:
+            by_loop.setdefault(fut.get_loop(), []).append((fut, result, exc))
+    for loop, items in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_settle_on_loop, items)
+        except RuntimeError:                 # the loop closed: nobody awaits these any more
+            pass
+
+
+def _settle_on_loop(items: list[tuple[asyncio.Future, Any, BaseException | None]]) -> None:
+    for fut, result, exc in items:
+        if fut.done():                       # cancelled: the client went away
+            continue
+        if exc is None:
+            fut.set_result(result)
+        else:
+            fut.set_exception(exc)

@@ -141,9 +141,10 @@ class PredictionService:
         """The answers for a request's images, in order; ``RequestError`` (400) for an image
         that is not usable. Several images are all decoded before any is queued, so a bad
         one refuses the request before the model has answered (and logged) the others."""
+        loop = asyncio.get_running_loop()
         if len(images) == 1:
             try:
-                return [await asyncio.wrap_future(self.batcher.submit((images[0], t0, threshold)))]
+                return [await self.batcher.submit((images[0], t0, threshold), loop)]
             except ImageLabError as exc:
                 raise RequestError(400, str(exc)) from None
         prepared = await asyncio.gather(
@@ -155,7 +156,7 @@ class PredictionService:
                 raise RequestError(400, f"image {k + 1} of {len(images)}{name}: {item}")
             if isinstance(item, BaseException):
                 raise item
-        futures = [asyncio.wrap_future(self.batcher.submit_prepared(item)) for item in prepared]
+        futures = [self.batcher.submit_prepared(item, loop) for item in prepared]
         return list(await asyncio.gather(*futures))
 
 

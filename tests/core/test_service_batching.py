@@ -7,6 +7,7 @@ the batcher and the ONNX runner are also checked in-process on real digit images
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import re
@@ -171,6 +172,44 @@ def test_batcher_in_process_keeps_answers_apart_and_never_waits_alone():
         batcher.close()
     with pytest.raises(ImageLabError, match="max-batch"):
         DynamicBatcher(lambda x: x, lambda xs: xs, max_batch=0, max_wait_s=0)
+
+
+def test_batcher_answers_an_event_loop_once_per_batch():
+    """Futures of an event loop: right answers, a prepare failure only for its input, a
+    cancelled caller skipped, and the loop woken once per batch rather than once per answer."""
+    batches = []
+    batcher = DynamicBatcher(lambda x: x * 10 if x != 7 else 1 / 0,
+                             lambda items: [v + 1 for v in items],
+                             max_batch=8, max_wait_s=0.2, prepare_threads=2,
+                             on_batch=lambda n, waits, s: batches.append(n))
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        wakeups = []
+        real = loop.call_soon_threadsafe
+        loop.call_soon_threadsafe = lambda *a, **k: (wakeups.append(a[0]), real(*a, **k))[1]
+        futures = [batcher.submit(i, loop) for i in range(16)]
+        futures[3].cancel()
+        outcomes = await asyncio.gather(*futures, return_exceptions=True)
+        prepared = await asyncio.wrap_future(batcher.prepare(2))
+        direct = await batcher.submit_prepared(prepared, loop)
+        return outcomes, direct, wakeups
+
+    try:
+        outcomes, direct, wakeups = asyncio.run(main())
+    finally:
+        batcher.close()
+    for i, got in enumerate(outcomes):
+        if i == 3:
+            assert isinstance(got, asyncio.CancelledError)
+        elif i == 7:
+            assert isinstance(got, ZeroDivisionError)
+        else:
+            assert got == i * 10 + 1
+    assert direct == 21
+    settles = [f for f in wakeups if getattr(f, "__name__", "") == "_settle_on_loop"]
+    # one wake-up per batch (and one for the failed prepare), fewer than the 16 answers
+    assert len(settles) <= len(batches) + 1 < 16
 
 
 class NhwcProbs(torch.nn.Module):
