@@ -86,17 +86,33 @@ def suggest(lrs: list[float], losses: list[float]) -> dict:
     steepest = float(lr[k])
     # A curve that barely falls before it blows up (a frozen body, a tiny dataset) has no
     # real steepest point, only noise: then take the minimum's rate / 10, as fastai does.
-    # Never suggest far below that either (the steepest slope can sit in early noise).
+    # Never suggest far below that either (the steepest slope can sit in early noise), nor
+    # a steepest point after which the loss does not go on falling: a wiggle of a flat stretch
+    # (seen in a browser journey: 1.7e-4 on a curve flat until 0.02, a fine-tune that then
+    # learnt nothing in 3 epochs).
     drop = (loss[0] - loss[lo]) / max(abs(loss[0]), 1e-12)
     if drop < FLAT_DROP:
         # flat: the largest rate before the loss rises 5% above its start, / 10
         above = np.nonzero(loss > loss[0] * (1 + FLAT_DROP))[0]
         edge = int(above[0]) - 1 if len(above) else len(lr) - 1
         suggested = float(lr[max(edge, 0)] / 10)
-    elif math.isfinite(steepest) and steepest >= lr[lo] / 1000:
+    elif math.isfinite(steepest) and steepest >= lr[lo] / 1000 and falls_after(loss, k, lo):
         suggested = steepest
     else:
         suggested = min_over_10
     return {"suggested_lr": suggested,
             "steepest_lr": steepest, "min_loss_lr": float(lr[lo]), "min_over_10_lr": min_over_10,
             "loss_drop": float(drop)}
+
+
+STEEPEST_WINDOW = 0.1   # a tenth of the points tried: about 0.6 decades of the default range
+STEEPEST_SHARE = 0.25   # of the whole drop, which the loss must lose within that window
+
+
+def falls_after(loss: np.ndarray, k: int, lo: int) -> bool:
+    """Whether the smoothed loss goes on falling after the steepest point ``k``: within the
+    next ``STEEPEST_WINDOW`` of the points (up to the minimum ``lo``) it loses at least
+    ``STEEPEST_SHARE`` of the curve's whole drop. Noise on a flat stretch does not."""
+    whole = loss[0] - loss[lo]
+    later = min(lo, k + max(2, int(len(loss) * STEEPEST_WINDOW)))
+    return whole > 0 and loss[k] - loss[later] >= STEEPEST_SHARE * whole

@@ -243,3 +243,14 @@ def test_lr_suggestion_on_flat_and_valley_curves():
              [0.3 + 0.5 * k for k in range(15)]
     s = suggest(lrs, valley)
     assert s["suggested_lr"] == s["steepest_lr"] and 1e-4 < s["suggested_lr"] < 1e-2
+    # flat with noise, a shallow dip near 0.02, then it blows up (the curve of a browser
+    # journey's fine-tune): the steepest wiggle at 1e-4 is noise, the minimum's rate / 10 is
+    # taken
+    rng = np.random.default_rng(0)
+    dip = [1.9 + 0.01 * rng.standard_normal() - 0.12 * np.exp(-((np.log10(lr) + 1.7) / 0.3) ** 2)
+           for lr in lrs[:53]] + [2 + 2 ** k for k in range(7)]
+    dip[13] += 0.06                                        # the wiggle, near 1e-4
+    dip[15] -= 0.06
+    s = suggest(lrs, dip)
+    assert s["steepest_lr"] < 1e-3 and s["loss_drop"] >= 0.05
+    assert s["suggested_lr"] == s["min_over_10_lr"] and 1e-3 < s["suggested_lr"] < 5e-3
