@@ -1,7 +1,9 @@
 """Label: fix labels where they are found, with history and undo.
 
 Classes · Gallery (filter, select, bulk edit, image detail) · Queue (unlabelled
-images, one key per class) · History (undo, revert) · Review (suspected errors).
+images ordered by an active-learning strategy, one key per class, Enter accepts the
+model's suggestion; "Does the queue pay?") · History (undo, revert) · Review (suspected
+errors).
 """
 
 import streamlit as st
@@ -33,6 +35,7 @@ if mode == "Gallery":
     labelling.gallery(ws, dataset)
 elif mode == "Queue":
     labelling.unlabelled_queue(ws, dataset)
+    labelling.queue_proof(ws, dataset)
 elif mode == "Classes":
     labelling.class_manager(ws, dataset)
 elif mode == "History":
