@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from core.active.learner import EmbeddingClassifier
+from core.active.learner import EmbeddingClassifier, pool_gamma
 from core.active.results import Curve, SimulationResult, summarise
 from core.active.strategies import STRATEGIES, check_strategy, select_batch
 from core.embeddings.compute import compute_embeddings
@@ -118,7 +118,7 @@ def run_strategy(data: SimulationData, strategy: str, seed: int, *, batch: int,
     limit = len(data.pool_y) if max_labels is None else min(int(max_labels), len(data.pool_y))
     is_labelled = np.zeros(len(data.pool_y), dtype=bool)
     is_labelled[labelled] = True
-    learner = EmbeddingClassifier(len(data.classes))
+    learner = EmbeddingClassifier(len(data.classes), gamma=pool_gamma(data.pool_x))
     labels, accuracy = [], []
     while True:
         learner.fit(data.pool_x[labelled], data.pool_y[labelled])
