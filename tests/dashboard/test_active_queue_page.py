@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from core.active.queue import active_queue
 from core.labels import relabel
 from core.labels.selection import ImageFilter, find_images
+from core.training import jobs
+from core.training.runs import get_run, list_runs
 from tests.dashboard.test_label_page import label_of, label_page, texts
 
 UNLABELLED = 30
@@ -14,12 +18,13 @@ UNLABELLED = 30
 
 @pytest.fixture
 def queue_ws(trained_workspace, monkeypatch):
-    """The trained digits workspace with the labels of 30 images cleared: (ws, run id, ids)."""
+    """The trained digits workspace with the labels of 30 images cleared: (ws, run id,
+    {image id: the label the run trained on})."""
     ws, run_id = trained_workspace
     monkeypatch.setenv("IMAGELAB_USER", "tester")
     rows = find_images(ws, "digits", ImageFilter(split="train"), limit=UNLABELLED)
     relabel.set_label(ws, "digits", {r.id: r.label for r in rows}, None)
-    return ws, run_id, [r.id for r in rows]
+    return ws, run_id, {r.id: r.label for r in rows}
 
 
 def margin(item) -> float:
@@ -90,3 +95,31 @@ def test_without_a_run_the_queue_is_random_and_says_why(queue_ws):
     next(b for b in queue_buttons(at) if b.label.startswith("circle")).click().run()
     assert label_of(ws, shown) == "circle"
     assert f"#{shown} " not in at.text[0].value
+
+
+def test_retrain_every_n_labels_starts_a_normal_run_and_reranks_by_it(queue_ws):
+    ws, run_id, trained_on = queue_ws
+    at = label_page("Queue")
+    at.toggle(key="queue_retrain").set_value(True).run()
+    at.number_input(key="queue_retrain_n").set_value(2).run()
+    assert any("0 of 2 new labels" in c.value for c in at.caption)
+    for _ in range(2):    # labels the run did not train on (it saw these images labelled)
+        shown = int(at.text[0].value.split(" ", 1)[0].lstrip("#"))
+        other = "1" if trained_on[shown] != "1" else "2"
+        next(b for b in queue_buttons(at) if b.proto.shortcut == other).click().run()
+    runs = [r for r in list_runs(ws, dataset="digits") if r.id != run_id]
+    assert len(runs) == 1 and runs[0].kind == "train"             # a normal run, listed
+    new = runs[0]
+    assert new.config["arch"] == get_run(ws, run_id).config["arch"]
+    assert any(f"Retraining: run **{new.id}**" in i.value for i in at.info)
+    deadline = time.time() + 240
+    while get_run(ws, new.id).status in ("queued", "running") and time.time() < deadline:
+        time.sleep(1)
+        jobs.refresh(ws)
+    assert get_run(ws, new.id).status == "finished"
+    at.run()          # the fragment sees it finished and ranks the queue by it
+    at.run()
+    assert at.selectbox(key="queue_run").value == new.id
+    ranked = active_queue(ws, "digits", "margin", run_id=new.id).items
+    assert f"#{ranked[0].image_id} " in at.text[0].value
+    assert any("0 of 2 new labels" in c.value for c in at.caption)
