@@ -15,6 +15,7 @@ from core.labels.relabel import relabel, set_excluded
 from core.store.run_paths import checkpoint_text
 from dashboard.label_actions import edit_button, run_edit
 from dashboard.models import loaded_model
+from dashboard.similar import more_like_this_expander
 
 
 def split_picker(ws, dataset: str, column) -> str:
@@ -100,6 +101,8 @@ def fix_images_panel(ws, dataset: str, rows: list[dict], labels: list[str], key:
     edit_button(c3, "Exclude from training", set_excluded, ws, dataset, tuple(shown), True,
                 key=f"{key}-exclude", disabled=not shown,
                 ok=f"Excluded {len(shown)} image(s) from training")
+    more_like_this_expander(ws, dataset, key=f"{key}-mlt", choices=[r["image_id"] for r in rows],
+                            label="More like one of these images")
 
 
 def _relabel(ws, dataset: str, shown: dict[int, str | None], label_key: str) -> None:

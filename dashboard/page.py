@@ -45,6 +45,7 @@ def page_setup(title: str, icon: str = "🧪", *, sidebar: str = "auto") -> Work
 # Material icons ship with Streamlit's front end, so they render without emoji fonts.
 PAGES = [("streamlit_app.py", "Home", ":material/home:"),
          ("pages/1_Data.py", "Data", ":material/photo_library:"),
+         ("pages/7_Explore.py", "Explore", ":material/scatter_plot:"),
          ("pages/2_Label.py", "Label", ":material/label:"),
          ("pages/3_Train.py", "Train", ":material/model_training:"),
          ("pages/4_Fine-tune.py", "Fine-tune", ":material/tune:"),

@@ -9,6 +9,7 @@ from core.data.gallery import image_detail
 from core.data.quality import QualityReport
 from core.labels.relabel import relabel_image
 from dashboard.label_actions import NO_LABEL, chosen_label, run_edit, show_label
+from dashboard.similar import more_like_this_expander
 
 
 def quality_section(q: QualityReport) -> None:
@@ -73,6 +74,8 @@ def image_detail_view(ws, image_id: int, *, dataset: str | None = None,
         ("sha256", d["sha256"][:16] + "…"), ("from", d["original_name"]))])
     if dataset and classes:
         fix_label(ws, dataset, d["id"], d["label"], classes)
+    if dataset:
+        more_like_this_expander(ws, dataset, key=f"data_mlt_{d['id']}", image_id=d["id"])
 
 
 def fix_label(ws, dataset: str, image_id: int, current: str | None, classes: list[str]) -> None:

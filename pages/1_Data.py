@@ -11,6 +11,7 @@ from dashboard.figures import class_balance_figure
 from dashboard.gallery import paged_gallery
 from dashboard.page import page_setup
 from dashboard.quality import distributions_figure, quality_section, split_composition_figure
+from dashboard.semantic_duplicates import semantic_duplicates_section
 
 ws = page_setup("Data", "🗂️")
 st.title("Data")
@@ -61,6 +62,7 @@ paged_gallery(ws, name, info.classes)
 
 st.subheader("Quality")
 quality_section(quality_report(ws, name))
+semantic_duplicates_section(ws, name)
 st.plotly_chart(distributions_figure(distributions(ws, name)), key="distributions")
 history = import_history(ws, name)
 if history:

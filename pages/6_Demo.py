@@ -16,6 +16,7 @@ from dashboard.export_panel import export_section
 from dashboard.label_actions import show_error
 from dashboard.models import loaded_model
 from dashboard.page import page_setup
+from dashboard.similar import more_like_this_expander
 
 presenter = st.query_params.get("presenter") == "1"
 ws = page_setup("Demo", "🎬", sidebar="collapsed" if presenter else "auto")
@@ -77,6 +78,9 @@ for k, (name, data) in enumerate(inputs[:8]):
     if not presenter:
         feedback_popover(ws, key=str(k), data=data, classes=models[0][1].classes,
                          dataset=cards[0].dataset, predicted=preds[0].top[0][0], run_id=run_a)
+        if cards[0].dataset:
+            more_like_this_expander(ws, cards[0].dataset, key=f"demo_mlt_{k}", image_bytes=data,
+                                    label=f"More like this in {cards[0].dataset}")
 
 if presenter:
     st.stop()

@@ -14,6 +14,7 @@ from core.labels import relabel
 from core.labels.selection import get_image
 from dashboard.label_actions import NO_LABEL, chosen_label, run_edit, show_label
 from dashboard.labelling.common import events_frame, label_choice
+from dashboard.similar import more_like_this_expander
 
 
 def image_detail(ws, dataset: str, page_ids: list[int], names: list[str],
@@ -45,6 +46,7 @@ def image_detail(ws, dataset: str, page_ids: list[int], names: list[str],
         events = label_history.label_history(ws, dataset, image_id=img.id, limit=20)
         st.caption("History of this image")
         st.table(events_frame(events))
+    more_like_this_expander(ws, dataset, key=f"detail_mlt_{img.id}", image_id=img.id)
 
 
 def _save(ws, dataset, image_id: int, expected: str | None) -> None:

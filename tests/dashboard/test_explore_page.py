@@ -1,0 +1,112 @@
+"""The Explore page (AppTest): the state before any embeddings, the map with its colours,
+"more like this" from an uploaded file, and the hooks on the other pages."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+import pytest
+
+from core.data.image_rows import image_rows
+from core.embeddings.projection import map_points
+from core.store.workspace import open_workspace
+from tests.conftest import copy_workspace
+from tests.dashboard.apptest import open_page
+from tests.embedded import DATASET, EMBEDDER, build_embedded_master
+
+EXPLORE = "pages/7_Explore.py"
+
+
+@pytest.fixture(scope="module")
+def _embedded_master(_samples_master, tmp_path_factory):
+    return build_embedded_master(_samples_master, tmp_path_factory.mktemp("embedded") / "ws")
+
+
+@pytest.fixture
+def embedded_workspace(_embedded_master, tmp_path, monkeypatch):
+    root = tmp_path / "ws"
+    copy_workspace(_embedded_master, root)
+    monkeypatch.setenv("IMAGELAB_HOME", str(root))
+    return open_workspace(root)
+
+
+def traces(at) -> list[dict]:
+    """The map's traces, with plotly's typed arrays (``{"dtype", "bdata"}``) decoded."""
+    data = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
+    return [{k: _array(v) for k, v in t.items()} for t in data]
+
+
+def _array(value):
+    if isinstance(value, dict) and "bdata" in value:
+        out = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+        shape = value.get("shape")
+        return out.reshape([int(n) for n in str(shape).split(",")]) if shape else out
+    return value
+
+
+def test_without_embeddings_the_page_says_so_and_offers_to_compute(sample_workspace):
+    at = open_page(EXPLORE, check=True)
+    assert at.title[0].value == "Explore"
+    assert any("No map of digits" in i.value for i in at.info)
+    assert at.button(key="explore_compute").label == "Compute embeddings"
+    assert not at.get("plotly_chart")
+    # the default embedder comes first, with its reason
+    assert at.selectbox(key="explore_embedder_digits").value == EMBEDDER
+    assert any("small centred images" in c.value for c in at.caption)
+
+
+def test_the_map_is_coloured_by_label_split_and_flag(embedded_workspace):
+    ws = embedded_workspace
+    points = map_points(ws, DATASET, EMBEDDER)
+    at = open_page(EXPLORE, check=True)
+    data = traces(at)
+    assert {t["type"] for t in data} == {"scattergl"}
+    assert sum(len(t["x"]) for t in data) == len(points) == 1797
+    by_label = {t["name"].split(" (")[0]: len(t["x"]) for t in data}
+    labels = [r.label for r in image_rows(ws, DATASET, limit=None)]
+    assert by_label == {c: labels.count(c) for c in set(labels)}
+    ids = sorted(int(i[0]) for t in data for i in t["customdata"])
+    assert ids == sorted(points["image_id"].tolist())
+    assert any(f"map of {len(points):,} images" in c.value for c in at.caption)
+    at.radio(key="explore_colour_by").set_value("split").run()
+    assert not at.exception
+    names = {t["name"].split(" (")[0] for t in traces(at)}
+    assert names <= {"train", "val", "test"} and "train" in names
+    at.radio(key="explore_colour_by").set_value("quality flag").run()
+    assert not at.exception and "none" in {t["name"].split(" (")[0] for t in traces(at)}
+    at.radio(key="explore_colour_by").set_value("likely mislabelled").run()
+    assert not at.exception and {t["name"].split(" (")[0] for t in traces(at)} == {"not scored"}
+
+
+def test_more_like_this_from_an_uploaded_file(embedded_workspace):
+    ws = embedded_workspace
+    row = image_rows(ws, DATASET, limit=1)[0]
+    at = open_page(EXPLORE, check=True)
+    at.file_uploader(key="explore_upload").upload(row.original_name, row.file.read_bytes(),
+                                                  "image/png")
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    found = [c.value for c in at.caption if " · d=" in c.value]
+    assert len(found) == 12
+    assert found[0].startswith(f"#{row.id} ") and found[0].endswith("d=0.000")
+
+
+def test_more_like_this_from_the_label_detail_and_pairs_on_the_data_page(embedded_workspace):
+    ws = embedded_workspace
+    first = image_rows(ws, DATASET, limit=1)[0]
+    at = open_page("pages/2_Label.py", check=True)
+    hook = f"detail_mlt_{first.id}"
+    assert any(e.label == "More like this" for e in at.expander)
+    assert not [c for c in at.caption if " · d=" in c.value]     # nothing searched while shut
+    at.session_state[hook] = True                                 # the user opens it
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    found = [c.value for c in at.caption if " · d=" in c.value]
+    assert len(found) == 12 and not any(f.startswith(f"#{first.id} ") for f in found)
+    same = [f.split(" · ")[1] for f in found].count(first.label)
+    assert same >= 9, found          # digits by pixels: the nearest are mostly the same digit
+    data = open_page("pages/1_Data.py", check=True)
+    assert any(e.label.startswith("Semantic near-duplicates by embedding distance")
+               for e in data.expander)
