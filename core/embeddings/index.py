@@ -51,7 +51,7 @@ def search(es: EmbeddingSet, queries: np.ndarray, k: int,
     if k <= 0:
         return np.zeros((len(q), 0), np.int64), np.zeros((len(q), 0), np.float32)
     if exact if exact is not None else not uses_index(len(es), es.dim):
-        return exact_search(_matrix(es), q, k)
+        return exact_search(float_matrix(es), q, k)
     index = hnsw_index(es)
     sims, rows = index.search(q, k)
     return rows.astype(np.int64), (1.0 - sims).astype(np.float32)
@@ -103,7 +103,8 @@ def build_hnsw(vectors: np.ndarray):
     return index
 
 
-def _matrix(es: EmbeddingSet) -> np.ndarray:
+def float_matrix(es: EmbeddingSet) -> np.ndarray:
+    """The set as float32 in memory, kept per process for its two latest sets."""
     key = ("matrix", str(es.folder))
     with _LOCK:
         if key in _CACHED:
