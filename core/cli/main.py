@@ -30,6 +30,7 @@ COMMAND_MODULES = [          # in the order of the workflow, as --help lists the
     "core.cli.finetune",
     "core.cli.runs",
     "core.cli.evaluate",
+    "core.cli.explore",
     "core.cli.active",
     "core.cli.serve",
 ]
