@@ -70,7 +70,7 @@ def unlabelled_queue(ws: Workspace, dataset: str) -> None:
         suggested = item.predicted if item is not None and item.predicted else None
         if suggested is not None:
             st.caption(why_text(item, ranking.applied))
-            st.button(f"Accept: {md_escape(suggested)} [{ACCEPT_KEY}]", key="queue_accept",
+            st.button(f"Accept: {md_escape(suggested)}", key="queue_accept",
                       shortcut=ACCEPT_KEY, type="primary", width="stretch",
                       on_click=_label, args=(ws, dataset, img.id, img.label, suggested))
         _class_buttons(ws, dataset, img, classes, item if suggested else None)

@@ -30,7 +30,7 @@ def retrain_controls(ws, dataset: str, ranking: Ranking) -> None:
                      help="After N new labels, train a new run in the background (shown on "
                           "the Train page) and rank the queue again with it.")
     n = right.number_input("N", min_value=1, max_value=10_000, value=RETRAIN_EVERY, step=5,
-                           key="queue_retrain_n", disabled=not on)
+                           key="queue_retrain_n") if on else RETRAIN_EVERY
     if on or st.session_state.get(RETRAIN_RUN.format(dataset)):
         _retrain_status(ws, dataset, ranking.used_run, int(n), on)
 
