@@ -85,7 +85,8 @@ def rank(ws, dataset: str, strategy: str, run_id: str | None) -> Ranking | None:
     """Rank the unlabelled images of ``dataset`` now (None, with the error shown, on failure)."""
     try:
         with st.spinner("Ranking the unlabelled images…"):
-            queue = active_queue(ws, dataset, strategy=strategy, run_id=run_id)
+            queue = active_queue(ws, dataset, strategy=strategy, run_id=run_id,
+                                 compute_missing=False)   # never embed in the script thread
     except ImageLabError as exc:
         show_error(exc)
         return None

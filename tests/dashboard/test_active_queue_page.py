@@ -81,6 +81,10 @@ def test_entropy_orders_by_entropy(queue_ws):
     assert [i.score for i in ranked] == sorted((i.score for i in ranked), reverse=True)
     assert f"#{ranked[0].image_id} " in at.text[0].value
     assert any("by entropy" in c.value for c in at.caption)
+    at.selectbox(key="queue_strategy").select("diverse").run()   # no embeddings stored
+    assert any("ordered by margin" in i.value for i in at.info)   # computed by Explore, not here
+    assert f"#{active_queue(ws, 'digits', 'margin', run_id=run_id).items[0].image_id} " \
+        in at.text[0].value
 
 
 def test_without_a_run_the_queue_is_random_and_says_why(queue_ws):
