@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from core.data.image_rows import image_rows
+from core.embeddings.compute import compute_embeddings
+from core.embeddings.jobs import embedding_job_status
 from core.embeddings.projection import map_points
 from core.store.workspace import open_workspace
+from dashboard.embedding_map import MAX_POINTS, map_caption, shown_points
+from dashboard.map_selection import clicked_ids, region_ids
 from tests.conftest import copy_workspace
 from tests.dashboard.apptest import open_page
 from tests.embedded import DATASET, EMBEDDER, build_embedded_master
@@ -110,3 +116,63 @@ def test_more_like_this_from_the_label_detail_and_pairs_on_the_data_page(embedde
     data = open_page("pages/1_Data.py", check=True)
     assert any(e.label.startswith("Semantic near-duplicates by embedding distance")
                for e in data.expander)
+
+
+def test_compute_embeddings_runs_the_background_job_and_the_map_follows(sample_workspace):
+    at = open_page(EXPLORE, check=True)
+    at.button(key="explore_compute").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert any("in the background" in i.value for i in at.info)
+    status = embedding_job_status(sample_workspace, DATASET)
+    assert status is not None and status["embedder"] == EMBEDDER
+    deadline = time.time() + 600
+    while status["state"] in ("starting", "running"):
+        assert time.time() < deadline, status
+        time.sleep(1)
+        status = embedding_job_status(sample_workspace, DATASET)
+    assert status["state"] == "done", status
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert sum(len(t["x"]) for t in traces(at)) == 1797
+    assert any("UMAP map of 1,797 images" in c.value for c in at.caption)
+    assert at.button(key="explore_compute").label.startswith("Update embeddings")
+
+
+def test_more_like_this_on_evaluate_cell_images_and_demo_inputs(trained_workspace):
+    ws, _ = trained_workspace
+    compute_embeddings(ws, DATASET, EMBEDDER)
+    at = open_page("pages/5_Evaluate.py", 180, check=True)
+    at.selectbox(key="cm_pair").select_index(1).run()
+    true, predicted = at.selectbox(key="cm_pair").value
+    at.session_state[f"cell-{true}-{predicted}-mlt"] = True
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert len([c for c in at.caption if " · d=" in c.value]) == 12
+    demo = open_page("pages/6_Demo.py", 180, check=True)
+    demo.toggle(key="demo_ds_on").set_value(True).run()
+    assert any(e.label == f"More like this in {DATASET}" for e in demo.expander)
+    demo.session_state["demo_mlt_0"] = True
+    demo.run()
+    assert not demo.exception, [e.message for e in demo.exception]
+    found = [c.value for c in demo.caption if " · d=" in c.value]
+    assert len(found) == 12 and found[0].endswith("d=0.000")     # the input is a digits image
+
+
+def test_a_region_selects_every_point_inside_it_even_those_not_drawn():
+    rng = np.random.default_rng(0)
+    n = 30_000
+    df = pd.DataFrame({"image_id": np.arange(1, n + 1), "x": rng.normal(size=n),
+                       "y": rng.normal(size=n), "method": "umap",
+                       "colour": rng.choice(["a", "b", "c"], size=n)})
+    shown = shown_points(df)
+    assert len(shown) == MAX_POINTS
+    assert f"Showing {MAX_POINTS:,} of {n:,} points" in map_caption(df, shown, running=False)
+    inside = (df["x"].abs() < 0.5) & (df["y"].abs() < 0.5)
+    want = sorted(df.loc[inside, "image_id"].tolist())
+    box = {"box": [{"x": [-0.5, 0.5], "y": [0.5, -0.5]}], "lasso": [], "points": []}
+    lasso = {"lasso": [{"x": [-0.5, 0.5, 0.5, -0.5], "y": [-0.5, -0.5, 0.5, 0.5]}]}
+    assert region_ids(box, df) == want == region_ids(lasso, df)
+    drawn_inside = shown["image_id"].isin(want).sum()
+    assert len(want) > drawn_inside        # more than plotly itself could have reported
+    assert region_ids({"points": [{"customdata": [7]}]}, df) is None
+    assert clicked_ids({"points": [{"customdata": [7]}, {"customdata": [3]}]}) == [3, 7]
