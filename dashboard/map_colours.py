@@ -59,7 +59,7 @@ def _predictions(ws, df: pd.DataFrame, dataset: str, key: str) -> pd.Series:
             names = [str(c) for c in preds["class_names"].tolist()]
             best = preds["probs"].argmax(axis=1)
             predicted.update(zip(preds["image_ids"].tolist(), (names[b] for b in best)))
-    return df["image_id"].map(predicted).fillna(NO_PREDICTION)
+    return df["image_id"].map(predicted).astype(object).fillna(NO_PREDICTION)
 
 
 def _evaluate(ws, run_id: str, dataset: str, splits: tuple[str, ...]) -> None:
@@ -88,7 +88,7 @@ def _mislabelled(ws, df: pd.DataFrame, dataset: str) -> pd.Series:
                 for s in ranking.suspects}
     st.caption(f"Confident learning on run {run_id}'s held-out (validation) predictions: "
                f"{len(suspects):,} of {ranking.num_scored:,} scored images look mislabelled.")
-    out = df["image_id"].map(suspects)
+    out = df["image_id"].map(suspects).astype(object)
     looks_right = df["image_id"].isin(scored) & out.isna()
     return out.where(~looks_right, "looks right").fillna("not scored")
 

@@ -176,3 +176,22 @@ def test_a_region_selects_every_point_inside_it_even_those_not_drawn():
     assert len(want) > drawn_inside        # more than plotly itself could have reported
     assert region_ids({"points": [{"customdata": [7]}]}, df) is None
     assert clicked_ids({"points": [{"customdata": [7]}, {"customdata": [3]}]}) == [3, 7]
+
+
+def test_colour_by_a_runs_predictions_and_by_likely_mislabelled(trained_workspace):
+    ws, run_id = trained_workspace
+    compute_embeddings(ws, DATASET, EMBEDDER)
+    at = open_page(EXPLORE, check=True)
+    assert at.selectbox(key="explore_embedder_digits").value == f"run:{run_id}"   # the default
+    at.selectbox(key="explore_embedder_digits").set_value(EMBEDDER).run()
+    at.radio(key="explore_colour_by").set_value("prediction").run()
+    assert {t["name"].split(" (")[0] for t in traces(at)} == {"(no prediction)"}
+    at.button(key="explore_colour_evaluate").click().run()      # evaluates the missing splits
+    assert not at.exception, [e.message for e in at.exception]
+    predicted = {t["name"].split(" (")[0]: len(t["x"]) for t in traces(at)}
+    assert "(no prediction)" not in predicted and sum(predicted.values()) == 1797
+    assert set(predicted) <= {str(d) for d in range(10)} and len(predicted) >= 8
+    at.radio(key="explore_colour_by").set_value("likely mislabelled").run()
+    names = {t["name"].split(" (")[0] for t in traces(at)}
+    assert "looks right" in names and "not scored" in names      # val is scored, train is not
+    assert any(f"run {run_id}'s held-out" in c.value for c in at.caption)
