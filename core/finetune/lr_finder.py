@@ -74,12 +74,17 @@ FLAT_DROP = 0.05   # the loss must fall by 5% before the steepest point means an
 
 
 def suggest(lrs: list[float], losses: list[float]) -> dict:
-    """Steepest descent of the smoothed loss before its minimum, and the minimum's rate / 10."""
+    """Steepest descent of the smoothed loss before its minimum, and the minimum's rate / 10.
+
+    The first tenth of the points is smoothing warm-up: the start of the curve is their
+    median (not the first point, a single batch's loss) and the minimum is looked for after
+    them (a low first batch once gave a minimum at the very first rate, and 1e-6)."""
     lr = np.asarray(lrs, dtype=np.float64)
     loss = np.asarray(losses, dtype=np.float64)
-    lo = int(np.argmin(loss))
+    skip = max(1, len(lr) // 10) if len(lr) > 4 else 0
+    start = float(np.median(loss[:skip + 1]))
+    lo = skip + int(np.argmin(loss[skip:]))
     min_over_10 = float(lr[lo] / 10)
-    skip = max(1, len(lr) // 10)             # the first points are mostly smoothing warm-up
     end = max(lo, skip + 2)
     grads = np.gradient(loss[:end + 1], np.log10(lr[:end + 1]))
     k = skip + int(np.argmin(grads[skip:end])) if end > skip else lo
@@ -90,13 +95,14 @@ def suggest(lrs: list[float], losses: list[float]) -> dict:
     # a steepest point after which the loss does not go on falling: a wiggle of a flat stretch
     # (seen in a browser journey: 1.7e-4 on a curve flat until 0.02, a fine-tune that then
     # learnt nothing in 3 epochs).
-    drop = (loss[0] - loss[lo]) / max(abs(loss[0]), 1e-12)
+    drop = (start - loss[lo]) / max(abs(start), 1e-12)
     if drop < FLAT_DROP:
         # flat: the largest rate before the loss rises 5% above its start, / 10
-        above = np.nonzero(loss > loss[0] * (1 + FLAT_DROP))[0]
+        above = skip + np.nonzero(loss[skip:] > start * (1 + FLAT_DROP))[0]
         edge = int(above[0]) - 1 if len(above) else len(lr) - 1
         suggested = float(lr[max(edge, 0)] / 10)
-    elif math.isfinite(steepest) and steepest >= lr[lo] / 1000 and falls_after(loss, k, lo):
+    elif math.isfinite(steepest) and steepest >= lr[lo] / 1000 and \
+            falls_after(loss, k, lo, start):
         suggested = steepest
     else:
         suggested = min_over_10
@@ -109,10 +115,11 @@ STEEPEST_WINDOW = 0.1   # a tenth of the points tried: about 0.6 decades of the 
 STEEPEST_SHARE = 0.25   # of the whole drop, which the loss must lose within that window
 
 
-def falls_after(loss: np.ndarray, k: int, lo: int) -> bool:
+def falls_after(loss: np.ndarray, k: int, lo: int, start: float) -> bool:
     """Whether the smoothed loss goes on falling after the steepest point ``k``: within the
     next ``STEEPEST_WINDOW`` of the points (up to the minimum ``lo``) it loses at least
-    ``STEEPEST_SHARE`` of the curve's whole drop. Noise on a flat stretch does not."""
-    whole = loss[0] - loss[lo]
+    ``STEEPEST_SHARE`` of the curve's whole drop from ``start``. Noise on a flat stretch
+    does not."""
+    whole = start - loss[lo]
     later = min(lo, k + max(2, int(len(loss) * STEEPEST_WINDOW)))
     return whole > 0 and loss[k] - loss[later] >= STEEPEST_SHARE * whole

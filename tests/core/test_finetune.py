@@ -254,3 +254,11 @@ def test_lr_suggestion_on_flat_and_valley_curves():
     s = suggest(lrs, dip)
     assert s["steepest_lr"] < 1e-3 and s["loss_drop"] >= 0.05
     assert s["suggested_lr"] == s["min_over_10_lr"] and 1e-3 < s["suggested_lr"] < 5e-3
+    # a low first batch (the journey's next curve: 1.5, then about 1.7 until a dip at 0.01):
+    # the start is the warm-up's median, so neither the minimum nor the suggestion sits at
+    # the first rate
+    low_first = [1.5] + [1.7 + 0.01 * rng.standard_normal()
+                         - 0.2 * np.exp(-((np.log10(lr) + 2) / 0.4) ** 2) for lr in lrs[1:52]] + \
+        [2 + 2 ** k for k in range(8)]
+    s = suggest(lrs, low_first)
+    assert 1e-3 < s["min_loss_lr"] < 0.1 and 1e-4 < s["suggested_lr"] < 0.05
