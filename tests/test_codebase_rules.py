@@ -55,6 +55,7 @@ CORE_TOP_LEVEL = {
     "core": "base",                 # the package docstring and version
     "core.errors": "base",          # ImageLabError: raised everywhere, imports nothing
     "core.device": "base",
+    "core.processes": "base",       # is a job's pid alive: imports nothing of the project
     "core.units": "base",           # sizes in MiB/GiB for every message: imports nothing          # device discovery: imports nothing of the project
     "core.runs_overview": "training",  # the Home page's run summary: runs are training's rows
     "core.__main__": "cli",         # ``python -m core``

@@ -30,6 +30,7 @@ from core.embeddings.index import hnsw_index, uses_index
 from core.embeddings.projection import compute_umap, pca_coords
 from core.embeddings.store import dataset_dir
 from core.errors import ImageLabError
+from core.processes import process_alive
 from core.store.workspace import Workspace, atomic_write_text
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -155,23 +156,7 @@ def _alive(status: dict) -> bool:
     pid = status.get("pid")
     if not pid:
         return time.time() - float(status.get("started_at") or 0) < START_GRACE_S
-    with contextlib.suppress(ChildProcessError, OSError):
-        done, _ = os.waitpid(int(pid), os.WNOHANG)   # reaps it if it is our finished child
-        if done == pid:
-            return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
-            return False
-        return b"embed" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return True        # no /proc (macOS): trust kill(0)
+    return process_alive(pid, "embed")
 
 
 def _tail(path: Path, lines: int = 12) -> str:

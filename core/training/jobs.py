@@ -24,6 +24,7 @@ from pathlib import Path
 
 from core.device import pick_device
 from core.errors import ImageLabError
+from core.processes import process_alive as _process_alive
 from core.store.run_paths import run_paths
 from core.store.workspace import Workspace
 from core.training.config import TrainConfig
@@ -146,26 +147,7 @@ def _finish_job(ws: Workspace, job_id: int, status: str) -> None:
 
 def process_alive(pid: int | None) -> bool:
     """True while ``pid`` is a live (not zombie) training process."""
-    if not pid:
-        return False
-    with contextlib.suppress(ChildProcessError, OSError):
-        done, _ = os.waitpid(pid, os.WNOHANG)   # reaps it if it is our finished child
-        if done == pid:
-            return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
-            return False
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        return b"train" in cmdline
-    except OSError:
-        return True        # no /proc (macOS): trust kill(0)
+    return _process_alive(pid, "train")
 
 
 def refresh(ws: Workspace, dispatch_next: bool = True) -> list[str]:

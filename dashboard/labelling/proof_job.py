@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.data.catalog import get_dataset_id
+from core.processes import process_alive
 from core.store.workspace import Workspace, atomic_write_text
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -108,17 +109,4 @@ def _read_job(folder: Path) -> dict | None:
 
 def _alive(pid: int | None) -> bool:
     """True while ``pid`` is a live (not zombie) al-bench process."""
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
-            return False
-        return b"al-bench" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return True        # no /proc (macOS): trust kill(0)
+    return process_alive(pid, "al-bench", reap=False)
