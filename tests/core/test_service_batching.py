@@ -195,10 +195,16 @@ def test_batcher_answers_an_event_loop_once_per_batch():
         direct = await batcher.submit_prepared(prepared, loop)
         return outcomes, direct, wakeups
 
+    got = {}                     # a loop of its own thread: the browser tests' sync Playwright
+    runner = threading.Thread(   # leaves an event loop running in the main thread
+        target=lambda: got.update(result=asyncio.run(main())))
     try:
-        outcomes, direct, wakeups = asyncio.run(main())
+        runner.start()
+        runner.join(60)
     finally:
         batcher.close()
+    assert "result" in got, "the event loop's run failed or hung"
+    outcomes, direct, wakeups = got["result"]
     for i, got in enumerate(outcomes):
         if i == 3:
             assert isinstance(got, asyncio.CancelledError)
