@@ -13,6 +13,7 @@ from core.errors import ImageLabError
 from core.inference.prediction_log import log_max_bytes_setting
 from core.inference.service import MAX_BATCH_LIMIT, SERVE_CONFIG_ENV, create_app
 from core.inference.service_security import API_KEY_ENV, api_key_setting, check_allowed_host
+from core.inference.service_socket import NoDelayHttpToolsProtocol
 from core.store.run_paths import checked_run_id
 
 
@@ -73,12 +74,14 @@ def cmd_serve(args, ws) -> int:
         "Ctrl+C stops")
     # uvicorn handles SIGINT/SIGTERM itself: it finishes in-flight requests and returns.
     if args.workers == 1:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False,
+                    http=NoDelayHttpToolsProtocol)
     else:
         del app                       # each worker process builds its own from the settings
         os.environ[SERVE_CONFIG_ENV] = json.dumps({"home": str(ws.root), "run_id": run_id,
                                                    **settings})
         uvicorn.run("core.inference.service:app_from_env", factory=True, workers=args.workers,
-                    host=args.host, port=args.port, log_level="warning", access_log=False)
+                    host=args.host, port=args.port, log_level="warning", access_log=False,
+                    http=NoDelayHttpToolsProtocol)
     log("service stopped")
     return 0
