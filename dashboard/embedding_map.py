@@ -26,6 +26,8 @@ from dashboard.similar import job_running, start_job
 MAX_POINTS = 20_000
 PROGRESS_SECONDS = 1.0
 
+MAP_META = "imagelab-embedding-map"   # how the hover component finds the map (map_hover)
+
 
 def embedder_choice(ws, dataset: str) -> str:
     """Pick the embedder (the default first, with the reason each one is offered)."""
@@ -115,7 +117,7 @@ def map_figure(shown: pd.DataFrame, title: str) -> go.Figure:
             name=f"{value} ({int(part.sum()):,})", marker={"size": size, "opacity": 0.8},
             customdata=shown[["image_id"]].to_numpy()[part], hovertext=hover.to_numpy()[part],
             hoverinfo="text"))
-    fig.update_layout(title=title, height=640, dragmode="lasso", legend={"itemsizing": "constant"},
+    fig.update_layout(title=title, meta=MAP_META, height=640, dragmode="lasso", legend={"itemsizing": "constant"},
                       margin={"l": 10, "r": 10, "t": 40, "b": 10},
                       xaxis={"showticklabels": False, "zeroline": False},
                       yaxis={"showticklabels": False, "zeroline": False})

@@ -14,6 +14,7 @@ from dashboard.embedding_map import (
     shown_points,
 )
 from dashboard.label_actions import show_flash, show_label
+from dashboard.map_hover import hover_thumbnails
 from dashboard.map_colours import COLOUR_BY, colour_column
 from dashboard.map_selection import selection_gallery, take_selection, undo_button
 from dashboard.page import page_setup
@@ -53,6 +54,7 @@ event = st.plotly_chart(map_figure(shown, f"{dataset} · {embedder}"),
                         key=f"explore_map_{dataset}_{embedder}", on_select="rerun",
                         selection_mode=("points", "box", "lasso"),
                         config={"scrollZoom": True, "displaylogo": False})
+hover_thumbnails(ws, dataset)
 known = set(points["image_id"].tolist())
 selected = [i for i in take_selection(event, points) if i in known]
 labels = {int(i): (lab if isinstance(lab, str) else None)

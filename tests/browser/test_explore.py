@@ -60,6 +60,17 @@ def to_screen(page, xs, ys) -> list[tuple[float, float]]:
         }""", [list(map(float, xs)), list(map(float, ys))])
 
 
+def hover_lonely_point(page, points) -> int:
+    """Move the mouse onto the point farthest from its nearest neighbour; its image id."""
+    xy = np.asarray(to_screen(page, points["x"], points["y"]))
+    d = np.hypot(*(xy[:, None, :] - xy[None, :, :]).transpose(2, 0, 1))
+    np.fill_diagonal(d, np.inf)
+    k = int(d.min(axis=1).argmax())
+    page.mouse.move(xy[k, 0] - 30, xy[k, 1] - 30)
+    page.mouse.move(float(xy[k, 0]), float(xy[k, 1]), steps=5)
+    return int(points["image_id"].iloc[k])
+
+
 def test_lasso_a_group_relabel_it_undo_and_more_like_this(browser, explore_server, tmp_path):
     ws = open_workspace(explore_server.home)
     points = map_points(ws, DATASET, EMBEDDER)
@@ -70,6 +81,17 @@ def test_lasso_a_group_relabel_it_undo_and_more_like_this(browser, explore_serve
     assert page.locator("h1").first.inner_text().strip() == "Explore"
     main.get_by_text(f"map of {len(points):,} images").first.wait_for()
     shot("map")
+
+    # Hover an image that stands apart: its thumbnail shows beside the mouse.
+    hovered = hover_lonely_point(page, points)
+    tip = page.locator("[data-testid='imagelab-map-hover'] img")
+    tip.wait_for(timeout=30_000)
+    assert int(tip.get_attribute("data-image-id")) == hovered
+    assert tip.get_attribute("src").startswith("data:image/")
+    assert tip.evaluate("img => img.complete && img.naturalWidth > 0")
+    shot("hover-thumbnail")
+    page.mouse.move(5, 5)
+    page.locator("[data-testid='imagelab-map-hover']").wait_for(state="hidden")
 
     # A ring round the middle of the images labelled "0": what the lasso should take.
     zeros = points.merge(_labels_frame(explore_server.home, points), on="image_id")

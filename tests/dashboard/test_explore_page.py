@@ -4,19 +4,22 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import time
 
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from core.data.image_rows import image_rows
 from core.embeddings.compute import compute_embeddings
 from core.embeddings.jobs import embedding_job_status
 from core.embeddings.projection import map_points
 from core.store.workspace import open_workspace
-from dashboard.embedding_map import MAX_POINTS, map_caption, shown_points
+from dashboard.embedding_map import MAP_META, MAX_POINTS, map_caption, shown_points
+from dashboard.map_hover import hover_thumbnail
 from dashboard.map_selection import clicked_ids, region_ids
 from tests.conftest import copy_workspace
 from tests.dashboard.apptest import open_page
@@ -76,6 +79,8 @@ def test_the_map_is_coloured_by_label_split_and_flag(embedded_workspace):
     ids = sorted(int(i[0]) for t in data for i in t["customdata"])
     assert ids == sorted(points["image_id"].tolist())
     assert any(f"map of {len(points):,} images" in c.value for c in at.caption)
+    # the hover component finds this chart by its meta
+    assert json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]["meta"] == MAP_META
     at.radio(key="explore_colour_by").set_value("split").run()
     assert not at.exception
     names = {t["name"].split(" (")[0] for t in traces(at)}
@@ -195,3 +200,22 @@ def test_colour_by_a_runs_predictions_and_by_likely_mislabelled(trained_workspac
     names = {t["name"].split(" (")[0] for t in traces(at)}
     assert "looks right" in names and "not scored" in names      # val is scored, train is not
     assert any(f"run {run_id}'s held-out" in c.value for c in at.caption)
+
+
+def test_the_hover_thumbnail_is_the_images_own_thumbnail_sized_to_draw(embedded_workspace):
+    ws = embedded_workspace
+    row = image_rows(ws, DATASET, limit=1)[0]             # an 8x8 digit: a 96 px JPEG thumbnail
+    tip = hover_thumbnail(row)
+    mime, data = tip["src"].split(",", 1)
+    assert mime == "data:image/jpeg;base64" and tip["id"] == row.id
+    assert base64.b64decode(data) == row.thumb.read_bytes()
+    assert Image.open(io.BytesIO(base64.b64decode(data))).size == (96, 96)
+    assert (tip["width"], tip["height"], tip["pixelated"]) == (96, 96, True)
+    assert tip["caption"] == f"#{row.id} {row.original_name}"
+
+    row.thumb.unlink()                                    # a thumbnail gone since it was read
+    assert hover_thumbnail(row) is None
+    again = image_rows(ws, DATASET, limit=1)[0]           # read now: the stored 8x8 original
+    tip = hover_thumbnail(again)
+    assert again.thumb == again.file and tip["src"].startswith("data:image/png;base64,")
+    assert base64.b64decode(tip["src"].split(",", 1)[1]) == again.file.read_bytes()
