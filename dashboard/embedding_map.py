@@ -53,23 +53,28 @@ def job_panel(ws, dataset: str, embedder: str, computed: bool) -> None:
               disabled=running, type="secondary" if computed else "primary",
               icon=":material/hub:")
     if running:
-        job_progress(ws, dataset)
+        job_progress(ws, dataset, embedder, computed)
     elif status and status.get("state") == "failed":
         st.error(f"The last embedding job failed: {status.get('message') or 'no message'}")
 
 
 @st.fragment(run_every=PROGRESS_SECONDS)
-def job_progress(ws, dataset: str) -> None:
-    """Live progress of the embedding job; when it ends, the whole page runs again so the
-    map shows what it made (PCA first, then UMAP)."""
+def job_progress(ws, dataset: str, embedder: str, computed: bool) -> None:
+    """Live progress of the embedding job. The whole page runs again when there is a map to
+    show that it lacks: as soon as the vectors are stored (the instant PCA view, while UMAP
+    runs) and when the job ends (the UMAP map)."""
     status = embedding_job_status(ws, dataset)
-    if not job_running(status):
+    if not job_running(status) or (not computed and _stored(ws, dataset, embedder)):
         st.rerun()
     total = max(int(status.get("total") or 0), 1)
     done = min(int(status.get("done") or 0), total)
     stage = status.get("stage") or status.get("state")
     st.progress(done / total, text=f"{status.get('embedder', '')}: {stage} · {done:,} of "
                 f"{total:,} · {status.get('message') or ''}")
+
+
+def _stored(ws, dataset: str, embedder: str) -> bool:
+    return any(m["embedder"] == embedder for m in list_embeddings(ws, dataset))
 
 
 def map_frame(ws, dataset: str, embedder: str) -> pd.DataFrame | None:

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import math
 import sqlite3
+import time
 
 import numpy as np
 import pandas as pd
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from core.embeddings.projection import map_points, points_in_polygon
 from core.store.workspace import open_workspace
@@ -148,3 +150,38 @@ def test_lasso_a_group_relabel_it_undo_and_more_like_this(browser, explore_serve
 def _labels_frame(home, points):
     labels = labels_of(home, points["image_id"].tolist())
     return pd.DataFrame({"image_id": list(labels), "label": list(labels.values())})
+
+
+def test_compute_embeddings_shows_live_progress_and_the_maps_follow(browser, server, tmp_path):
+    """No reloads and no clicks after "Compute embeddings": the progress bar redraws by
+    itself, the instant PCA map appears while UMAP runs, and the UMAP map replaces it."""
+    page, watcher, main, shot = journey_page(browser, tmp_path / "shots")
+    page.goto(f"{server.url}/Explore")
+    wait_for_app(page)
+    main.get_by_text("No map of digits").wait_for(timeout=60_000)
+    main.get_by_role("button", name="Compute embeddings").click()
+    bar = main.locator("[data-testid='stProgress']")
+    bar.first.wait_for(timeout=60_000)
+    seen, pca_seen = set(), False
+    umap = main.get_by_text("UMAP map of 1,797 images")
+    pca = main.get_by_text("This is the instant PCA view")
+    deadline = time.time() + 600
+    while not umap.count():
+        assert time.time() < deadline, seen
+        if bar.count():
+            try:
+                seen.add(bar.first.inner_text(timeout=1_000).strip())
+            except PlaywrightTimeout:
+                pass
+        if not pca_seen and pca.count():
+            pca_seen = True
+            page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot").wait_for(timeout=30_000)
+            shot("pca-while-umap-runs")
+        time.sleep(0.3)
+    wait_for_app(page)
+    shot("umap")
+    assert pca_seen, seen
+    assert any("of 1,797" in t for t in seen), seen
+    assert not bar.count()
+    assert page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot").count() == 1
+    assert not watcher.errors, watcher.errors
