@@ -66,6 +66,10 @@ soak: setup
 guide-images: setup-dev
 	$(PY) -m pytest tests/browser/test_journey.py -k new_user_journey -q
 	rm -f docs/images/journey/*.png && cp tests/artifacts/journey/*.png docs/images/journey/
+	$(PY) -m pytest tests/browser/test_explore.py tests/browser/test_active_queue.py tests/browser/test_queue_proof.py -q
+	cp tests/artifacts/explore/02-hover-thumbnail.png docs/images/explore-hover.png
+	cp tests/artifacts/active-queue.png docs/images/label-active-queue.png
+	cp tests/artifacts/label-queue-pays.png docs/images/label-queue-pays.png
 	@test -d ../shared/data/cats-dogs || { echo "error: ../shared/data/cats-dogs is absent: the photo pictures cannot be re-taken"; exit 1; }
 	$(PY) -m pytest tests/browser/test_photo_journey.py -q
 	mkdir -p docs/images/photo_journey && rm -f docs/images/photo_journey/*.png \

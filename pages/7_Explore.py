@@ -14,8 +14,8 @@ from dashboard.embedding_map import (
     shown_points,
 )
 from dashboard.label_actions import show_flash, show_label
-from dashboard.map_hover import hover_thumbnails
 from dashboard.map_colours import COLOUR_BY, colour_column
+from dashboard.map_hover import hover_thumbnails
 from dashboard.map_selection import selection_gallery, take_selection, undo_button
 from dashboard.page import page_setup
 from dashboard.similar import job_running, more_like_this

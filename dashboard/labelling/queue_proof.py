@@ -16,6 +16,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from core.active.simulate import DEFAULT_ROUNDS, DEFAULT_START_PER_CLASS
+from core.active.strategies import STRATEGIES
 from core.errors import ImageLabError
 from dashboard.label_actions import show_error
 from dashboard.labelling.active_order import STRATEGY_NAMES
@@ -24,7 +26,7 @@ from dashboard.labelling.proof_job import proof_state, start_proof, stop_proof
 EXPLAIN = ("A simulated labeller: the labelled training images are the pool, their labels "
            "hidden. Starting from a few labels per class, each strategy picks images to label "
            "round after round, a classifier on fixed image embeddings is retrained, and its "
-           "accuracy on the held-out images is recorded against the labels used. Three seeds; "
+           "accuracy on the held-out images is recorded against the labels used, on several seeds; "
            "random labelling is the baseline. Nothing is written to your labels.")
 
 
@@ -39,9 +41,13 @@ def _proof(ws, dataset: str) -> None:
     state = proof_state(ws, dataset)
     if state.status != "running":
         label = "Run the experiment" if state.status == "none" else "Run it again"
-        if st.button(label, key="proof_start", help="Runs in the background: keep labelling."):
+        with st.form("proof_settings", border=False):
+            options = proof_options()
+            go_on = st.form_submit_button(label, key="proof_start",
+                                          help="Runs in the background: keep labelling.")
+        if go_on:
             try:
-                start_proof(ws, dataset)
+                start_proof(ws, dataset, options)
             except ImageLabError as exc:
                 show_error(exc)
                 return
@@ -56,6 +62,26 @@ def _proof(ws, dataset: str) -> None:
     elif state.status == "done":
         st.caption(f"Measured {time.strftime('%Y-%m-%d %H:%M', time.localtime(state.finished))}.")
         proof_findings(state.result)
+
+
+def proof_options() -> list[str]:
+    """The experiment's settings (the CLI's defaults), as ``al-bench`` options."""
+    c1, c2, c3, c4, c5 = st.columns(5)
+    seeds = c1.number_input("Seeds", 1, 10, 3, key="proof_seeds",
+                            help="Each seed draws other starting labels; curves are their mean.")
+    rounds = c2.number_input("Rounds", 1, 200, DEFAULT_ROUNDS, key="proof_rounds")
+    batch = c3.number_input("Labels per round", 0, 500, 0, key="proof_batch",
+                            help="0: about a seventieth of the pool (5 to 200).")
+    start = c4.number_input("Labels per class to start", 1, 50, DEFAULT_START_PER_CLASS,
+                            key="proof_start_per_class")
+    target = c5.slider("Target accuracy", 0.50, 0.99, 0.95, 0.01, key="proof_target")
+    picked = st.multiselect("Strategies against random", [s for s in STRATEGIES if s != "random"],
+                            default=[s for s in STRATEGIES if s != "random"],
+                            format_func=lambda s: STRATEGY_NAMES.get(s, s), key="proof_strategies")
+    options = ["--seeds", str(seeds), "--rounds", str(rounds), "--start", str(start),
+               "--target", f"{target:.2f}"]
+    options += ["--batch", str(batch)] if batch else []
+    return options + ["--strategies", *(picked or ["random"])]
 
 
 @st.fragment(run_every="3s")

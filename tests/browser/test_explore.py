@@ -15,7 +15,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from core.embeddings.projection import map_points, points_in_polygon
 from core.store.workspace import open_workspace
-from tests.browser.conftest import StreamlitServer, journey_page, wait_for_app
+from tests.browser.conftest import ARTIFACTS, StreamlitServer, journey_page, wait_for_app
 from tests.browser.test_labels import choose
 from tests.conftest import copy_workspace
 from tests.embedded import DATASET, EMBEDDER, build_embedded_master
@@ -76,7 +76,7 @@ def hover_lonely_point(page, points) -> int:
 def test_lasso_a_group_relabel_it_undo_and_more_like_this(browser, explore_server, tmp_path):
     ws = open_workspace(explore_server.home)
     points = map_points(ws, DATASET, EMBEDDER)
-    page, watcher, main, shot = journey_page(browser, tmp_path / "shots")
+    page, watcher, main, shot = journey_page(browser, ARTIFACTS / "explore")
     page.goto(f"{explore_server.url}/Explore")
     page.wait_for_selector("[data-testid='stPlotlyChart'] .js-plotly-plot", timeout=90_000)
     wait_for_app(page)

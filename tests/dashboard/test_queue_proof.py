@@ -67,3 +67,28 @@ def test_the_page_starts_it_and_a_reload_finds_it_running(sample_workspace):
     state = wait_done(ws, "shapes", 30)
     assert state.status == "stopped"          # before it answered: no result
     assert any("stopped before it finished" in i.value for i in label_page("Queue", "shapes").info)
+
+
+def test_the_settings_on_the_page_reach_the_experiment(sample_workspace):
+    ws = sample_workspace
+    at = label_page("Queue")
+    at.number_input(key="proof_seeds").set_value(2)
+    at.number_input(key="proof_rounds").set_value(3)
+    at.number_input(key="proof_batch").set_value(10)
+    at.slider(key="proof_target").set_value(0.9)
+    at.multiselect(key="proof_strategies").set_value(["margin"])
+    at.button(key="proof_start").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    job = json.loads((job_folder(ws, "digits") / "job.json").read_text())
+    cmd = job["cmd"]
+    assert cmd[cmd.index("--seeds") + 1] == "2" and cmd[cmd.index("--rounds") + 1] == "3"
+    state = wait_done(ws, "digits")
+    assert state.status == "done", state.error
+    result = state.result
+    assert (result["seeds"], result["batch"], result["target"]) == (2, 10, 0.9)
+    assert result["strategies"] == ["random", "margin"]
+    assert len(result["mean_curves"]["margin"]["labels"]) == 4          # the start + 3 rounds
+    again = label_page("Queue")
+    assert [t["name"] for t in json.loads(again.get("plotly_chart")[0].proto.spec)["data"]] == \
+        ["Random", "Margin"]
+    assert any("2 seeds" in c.value for c in again.caption)
