@@ -108,9 +108,11 @@ def shown_points(df: pd.DataFrame) -> pd.DataFrame:
     return df if len(df) <= MAX_POINTS else display_points(df, MAX_POINTS)
 
 
-def map_figure(shown: pd.DataFrame, title: str) -> go.Figure:
+def map_figure(shown: pd.DataFrame, title: str, counts: pd.Series | None = None) -> go.Figure:
     """A ``Scattergl`` trace per category of ``shown["colour"]``; each point's
-    ``customdata`` is its image id, its hover text the name, label and split."""
+    ``customdata`` is its image id, its hover text the name, label and split. The legend
+    gives each category's number of images from ``counts`` (all points, not only the drawn
+    ones), else the number drawn."""
     fig = go.Figure()
     hover = ("#" + shown["image_id"].astype(str) + " " + shown["name"].astype(str) + "<br>"
              + shown["label"].fillna(NO_LABEL).astype(str) + " · " + shown["split"].astype(str))
@@ -119,10 +121,12 @@ def map_figure(shown: pd.DataFrame, title: str) -> go.Figure:
         part = (shown["colour"] == value).to_numpy()
         fig.add_trace(go.Scattergl(
             x=shown["x"].to_numpy()[part], y=shown["y"].to_numpy()[part], mode="markers",
-            name=f"{value} ({int(part.sum()):,})", marker={"size": size, "opacity": 0.8},
+            name=f"{value} ({int(part.sum() if counts is None else counts.get(value, 0)):,})",
+            marker={"size": size, "opacity": 0.8},
             customdata=shown[["image_id"]].to_numpy()[part], hovertext=hover.to_numpy()[part],
             hoverinfo="text"))
-    fig.update_layout(title=title, meta=MAP_META, height=640, dragmode="lasso", legend={"itemsizing": "constant"},
+    fig.update_layout(title=title, meta=MAP_META, height=640, dragmode="lasso",
+                      legend={"itemsizing": "constant"},
                       margin={"l": 10, "r": 10, "t": 40, "b": 10},
                       xaxis={"showticklabels": False, "zeroline": False},
                       yaxis={"showticklabels": False, "zeroline": False})

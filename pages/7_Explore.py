@@ -50,7 +50,8 @@ points["colour"] = colour_column(ws, points, dataset, colour_by, key="explore_co
 shown = shown_points(points)
 running = job_running(embedding_job_status(ws, dataset))
 st.caption(map_caption(points, shown, running))
-event = st.plotly_chart(map_figure(shown, f"{dataset} · {embedder}"),
+event = st.plotly_chart(map_figure(shown, f"{dataset} · {embedder}",
+                                   counts=points["colour"].value_counts()),
                         key=f"explore_map_{dataset}_{embedder}", on_select="rerun",
                         selection_mode=("points", "box", "lasso"),
                         config={"scrollZoom": True, "displaylogo": False})

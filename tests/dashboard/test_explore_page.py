@@ -18,7 +18,7 @@ from core.embeddings.compute import compute_embeddings
 from core.embeddings.jobs import embedding_job_status
 from core.embeddings.projection import map_points
 from core.store.workspace import open_workspace
-from dashboard.embedding_map import MAP_META, MAX_POINTS, map_caption, shown_points
+from dashboard.embedding_map import MAP_META, MAX_POINTS, map_caption, map_figure, shown_points
 from dashboard.map_hover import hover_thumbnail
 from dashboard.map_selection import clicked_ids, region_ids
 from tests.conftest import copy_workspace
@@ -181,6 +181,13 @@ def test_a_region_selects_every_point_inside_it_even_those_not_drawn():
     assert len(want) > drawn_inside        # more than plotly itself could have reported
     assert region_ids({"points": [{"customdata": [7]}]}, df) is None
     assert clicked_ids({"points": [{"customdata": [7]}, {"customdata": [3]}]}) == [3, 7]
+    # the legend counts every image of a category, the traces hold the drawn ones
+    shown = shown.assign(name="x.png", label="a", split="train")
+    fig = map_figure(shown, "t", counts=df["colour"].value_counts())
+    for trace in fig.data:
+        value = trace.name.split(" (")[0]
+        assert trace.name == f"{value} ({int((df['colour'] == value).sum()):,})"
+        assert len(trace.x) == int((shown["colour"] == value).sum()) < (df["colour"] == value).sum()
 
 
 def test_colour_by_a_runs_predictions_and_by_likely_mislabelled(trained_workspace):
