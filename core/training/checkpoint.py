@@ -76,5 +76,11 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if isinstance(exc, pickle.UnpicklingError):     # torch's text advises weights_only=False
             first = "not a torch.save file, or one holding Python objects that are never run"
+        elif isinstance(exc, (RuntimeError, zipfile.BadZipFile)) or (
+                isinstance(exc, OSError) and not isinstance(exc, PermissionError)):  # zip reader
+            first = "its archive is damaged or incomplete"
+        elif isinstance(exc, (EOFError, IndexError, KeyError, ValueError)):
+            first = "its bytes end early or are not a checkpoint's"   # the unpickler's inner text
+            # ("pop from empty list", "invalid load key") would mean nothing to a user
         raise ImageLabError(f"checkpoint {path} cannot be read: it is not a PyTorch checkpoint "
                             f"saved by ImageLab or torch.save ({first})") from None

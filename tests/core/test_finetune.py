@@ -170,6 +170,24 @@ def test_bad_weight_files_are_refused_clearly(sample_workspace, tmp_path):
     text.write_text("these are not weights")
     with pytest.raises(ImageLabError, match="cannot be read"):
         resolve_source(ws, str(text))
+    # Cut short, random bytes, a zip that is not torch's: a plain reason, never the
+    # unpickler's or torch's inner text ("pop from empty list", "Could this error message…").
+    whole = tmp_path / "whole.pth"
+    torch.save({"model": {"w": torch.ones(50_000)}}, whole)
+    cut = tmp_path / "cut.pth"
+    cut.write_bytes(whole.read_bytes()[:20_000])
+    hello = tmp_path / "hello.pth"
+    hello.write_bytes(b"hello")
+    noise = tmp_path / "noise.pth"
+    noise.write_bytes(bytes(range(256)) * 12)
+    for bad in (cut, hello, noise):
+        with pytest.raises(ImageLabError, match="cannot be read") as err:
+            resolve_source(ws, str(bad))
+        reason = str(err.value).rsplit("(", 1)[1]
+        assert reason in ("its archive is damaged or incomplete)",
+                          "its bytes end early or are not a checkpoint's)",
+                          "not a torch.save file, or one holding Python objects that are never "
+                          "run)"), str(err.value)
     junk = tmp_path / "junk.pth"
     torch.save({"epochs": 3, "name": "x"}, junk)
     with pytest.raises(ImageLabError, match="not a model checkpoint"):
