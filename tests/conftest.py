@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from core.data.samples import import_sample
-from core.store.workspace import open_workspace
+from core.store.workspace import Workspace, open_workspace
 from tests.core.data.corpus import png_bytes, write_imagefolder, zip_with
 
 REPO = Path(__file__).resolve().parent.parent
@@ -41,8 +41,13 @@ def _samples_master(tmp_path_factory):
 @pytest.fixture
 def sample_workspace(_samples_master, tmp_path, monkeypatch):
     """A private copy of the sample workspace, set as $IMAGELAB_HOME."""
+    return private_workspace(_samples_master, tmp_path, monkeypatch)
+
+
+def private_workspace(master: Path, tmp_path: Path, monkeypatch) -> Workspace:
+    """A private copy of the workspace ``master`` under ``tmp_path``, set as $IMAGELAB_HOME."""
     root = tmp_path / "ws"
-    copy_workspace(_samples_master, root)
+    copy_workspace(master, root)
     monkeypatch.setenv("IMAGELAB_HOME", str(root))
     return open_workspace(root)
 
@@ -100,10 +105,7 @@ def _trained_master(_samples_master, tmp_path_factory):
 def trained_workspace(_trained_master, tmp_path, monkeypatch):
     """A private copy of the trained workspace; returns (workspace, run id)."""
     master, run_id = _trained_master
-    root = tmp_path / "ws"
-    copy_workspace(master, root)
-    monkeypatch.setenv("IMAGELAB_HOME", str(root))
-    return open_workspace(root), run_id
+    return private_workspace(master, tmp_path, monkeypatch), run_id
 
 
 # A real HTTP server on loopback (the only address tests may reach), shared by the URL

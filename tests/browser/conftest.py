@@ -93,11 +93,21 @@ def browser():
 @pytest.fixture
 def server(_samples_master, tmp_path):
     """A fresh streamlit server on a private copy of the sample workspace."""
+    yield from served_copy(_samples_master, tmp_path)
+
+
+def served_copy(master: Path, tmp_path: Path, **extra):
+    """For a fixture to ``yield from``: a streamlit server on a private copy of the workspace
+    ``master`` (``extra`` set as attributes), stopped at teardown."""
     home = tmp_path / "ws"
-    copy_workspace(_samples_master, home)
+    copy_workspace(master, home)
     srv = StreamlitServer(home).start()
-    yield srv
-    srv.stop()
+    for name, value in extra.items():
+        setattr(srv, name, value)
+    try:
+        yield srv
+    finally:
+        srv.stop()
 
 
 # Opening a page by direct URL makes the front end probe these before it finds
@@ -202,9 +212,4 @@ def journey_page(browser, folder: Path, *, whole_page: bool = False):
 def trained_server(_trained_master, tmp_path):
     """A fresh streamlit server on a copy of the workspace with one finished run."""
     master, run_id = _trained_master
-    home = tmp_path / "ws"
-    copy_workspace(master, home)
-    srv = StreamlitServer(home).start()
-    srv.run_id = run_id
-    yield srv
-    srv.stop()
+    yield from served_copy(master, tmp_path, run_id=run_id)

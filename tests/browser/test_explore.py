@@ -15,9 +15,8 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from core.embeddings.projection import map_points, points_in_polygon
 from core.store.workspace import open_workspace
-from tests.browser.conftest import ARTIFACTS, StreamlitServer, journey_page, wait_for_app
+from tests.browser.conftest import ARTIFACTS, journey_page, served_copy, wait_for_app
 from tests.browser.test_labels import choose
-from tests.conftest import copy_workspace
 from tests.embedded import DATASET, EMBEDDER, build_embedded_master
 
 pytestmark = pytest.mark.browser
@@ -30,11 +29,7 @@ def _explore_master(_samples_master, tmp_path_factory):
 
 @pytest.fixture
 def explore_server(_explore_master, tmp_path):
-    home = tmp_path / "ws"
-    copy_workspace(_explore_master, home)
-    srv = StreamlitServer(home).start()
-    yield srv
-    srv.stop()
+    yield from served_copy(_explore_master, tmp_path)
 
 
 def labels_of(home, ids) -> dict[int, str | None]:

@@ -18,7 +18,7 @@ from core.inference.batch import rows_to_csv
 from core.labels import LabelConflict, classes, history, relabel
 from core.labels import io as IO
 from core.labels.selection import ImageFilter, count_matching, find_images, matching_labels, queue_neighbour
-from tests.conftest import REPO, copy_workspace, python_env
+from tests.conftest import REPO, private_workspace, python_env
 
 
 @pytest.fixture(scope="module")
@@ -35,12 +35,7 @@ def _small_master(tmp_path_factory):
 
 @pytest.fixture
 def sample_workspace(_small_master, tmp_path, monkeypatch):
-
-    from core.store.workspace import open_workspace
-    root = tmp_path / "ws"
-    copy_workspace(_small_master, root)
-    monkeypatch.setenv("IMAGELAB_HOME", str(root))
-    return open_workspace(root)
+    return private_workspace(_small_master, tmp_path, monkeypatch)
 
 
 def labels_of(ws, ids):

@@ -17,11 +17,10 @@ from core.data.image_rows import image_rows
 from core.embeddings.compute import compute_embeddings
 from core.embeddings.jobs import embedding_job_status
 from core.embeddings.projection import map_points
-from core.store.workspace import open_workspace
 from dashboard.embedding_map import MAP_META, MAX_POINTS, map_caption, map_figure, shown_points
 from dashboard.map_hover import hover_thumbnail
 from dashboard.map_selection import clicked_ids, region_ids
-from tests.conftest import copy_workspace
+from tests.conftest import private_workspace
 from tests.dashboard.apptest import open_page
 from tests.embedded import DATASET, EMBEDDER, build_embedded_master
 
@@ -35,10 +34,7 @@ def _embedded_master(_samples_master, tmp_path_factory):
 
 @pytest.fixture
 def embedded_workspace(_embedded_master, tmp_path, monkeypatch):
-    root = tmp_path / "ws"
-    copy_workspace(_embedded_master, root)
-    monkeypatch.setenv("IMAGELAB_HOME", str(root))
-    return open_workspace(root)
+    return private_workspace(_embedded_master, tmp_path, monkeypatch)
 
 
 def traces(at) -> list[dict]:

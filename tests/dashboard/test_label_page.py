@@ -9,7 +9,7 @@ from core.labels import history as label_history
 from core.labels import relabel
 from core.labels.selection import ImageFilter, find_images, matching_labels
 from core.store.workspace import open_workspace
-from tests.conftest import copy_workspace
+from tests.conftest import private_workspace
 from tests.dashboard.apptest import open_page
 
 
@@ -25,11 +25,8 @@ def _small_master(tmp_path_factory):
 
 @pytest.fixture
 def ws(_small_master, tmp_path, monkeypatch):
-    root = tmp_path / "ws"
-    copy_workspace(_small_master, root)
-    monkeypatch.setenv("IMAGELAB_HOME", str(root))
     monkeypatch.setenv("IMAGELAB_USER", "tester")
-    return open_workspace(root)
+    return private_workspace(_small_master, tmp_path, monkeypatch)
 
 
 def label_page(mode: str = "Gallery", dataset: str = "digits") -> AppTest:

@@ -17,7 +17,7 @@ from core.store.workspace import open_workspace
 from core.training.config import TrainConfig
 from core.training.run import train_run
 from core.training.runs import create_run, get_run, set_status
-from tests.conftest import copy_workspace
+from tests.conftest import private_workspace
 from tests.core.test_journey_figures import write_photos
 from tests.dashboard.apptest import open_page
 
@@ -37,10 +37,7 @@ def _photos_master(tmp_path_factory):
 @pytest.fixture
 def photos_workspace(_photos_master, tmp_path, monkeypatch):
     master, run_id = _photos_master
-    root = tmp_path / "ws"
-    copy_workspace(master, root)
-    monkeypatch.setenv("IMAGELAB_HOME", str(root))
-    return open_workspace(root), run_id
+    return private_workspace(master, tmp_path, monkeypatch), run_id
 
 
 def test_evaluate_opens_on_the_val_split_of_a_dataset_without_test(photos_workspace):
