@@ -17,8 +17,8 @@
   The exact numpy search at 100k and the index's recall against it are in the details.
 - **Map display time per point drawn**: building what the browser gets with the Explore
   page's own functions (``shown_points``: decimation to its 20,000 points; ``map_figure``:
-  one plotly ``Scattergl`` trace per label with ids and hover text; serialised to JSON) for the 100k map and for a 10k map (every
-  10th point, nothing decimated): seconds per point drawn at 100k over the same at 10k.
+  one plotly ``Scattergl`` trace per label with ids and hover text; serialised to JSON)
+  for the 100k map and for a 10k map (every 10th point, nothing decimated): seconds per point drawn at 100k over the same at 10k.
   Target <= 1.5.
 """
 

@@ -34,6 +34,8 @@ from core.store.workspace import Workspace
 
 Progress = Callable[[int, int, str], None]
 DEFAULT_ROUNDS = 30
+DEFAULT_SEEDS = 3
+DEFAULT_TARGET = 0.95
 DEFAULT_START_PER_CLASS = 2
 
 
@@ -144,8 +146,8 @@ def default_batch(pool_size: int) -> int:
 
 
 def simulate(ws: Workspace, dataset: str, strategies: tuple[str, ...] | list[str] = STRATEGIES,
-             *, seeds: int = 3, batch: int | None = None,
-             start_per_class: int = DEFAULT_START_PER_CLASS, target: float = 0.95,
+             *, seeds: int = DEFAULT_SEEDS, batch: int | None = None,
+             start_per_class: int = DEFAULT_START_PER_CLASS, target: float = DEFAULT_TARGET,
              rounds: int | None = DEFAULT_ROUNDS, embedder: str | None = None,
              stop_at_target: bool = False, progress: Progress | None = None) -> SimulationResult:
     """Run the experiment for ``strategies`` (random is always added: it is the baseline) on

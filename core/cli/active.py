@@ -5,6 +5,7 @@ The parsers; the handlers are in ``core/cli/commands/active.py``.
 
 from __future__ import annotations
 
+from core.active.simulate import DEFAULT_SEEDS, DEFAULT_TARGET
 from core.active.strategies import DEFAULT_STRATEGY, STRATEGIES
 
 
@@ -41,13 +42,15 @@ def register(sub, common) -> None:
     p.add_argument("--strategies", nargs="+", default=list(STRATEGIES), metavar="STRATEGY",
                    choices=STRATEGIES,
                    help="strategies to compare (random always runs)")
-    p.add_argument("--seeds", type=int, default=3, help="seeds (default 3)")
+    p.add_argument("--seeds", type=int, default=DEFAULT_SEEDS,
+                   help=f"seeds (default {DEFAULT_SEEDS})")
     p.add_argument("--batch", type=int, help="images labelled per round (default: about a "
                                              "seventieth of the pool, 5 to 200)")
     p.add_argument("--start", type=int, default=2, help="labels per class to start from (2)")
     p.add_argument("--rounds", type=int, default=30,
                    help="rounds after the start (default 30; 0: until the pool is used up)")
-    p.add_argument("--target", type=float, default=0.95, help="target accuracy (default 0.95)")
+    p.add_argument("--target", type=float, default=DEFAULT_TARGET,
+                   help=f"target accuracy (default {DEFAULT_TARGET})")
     p.add_argument("--embedder", help="pixels or efficientnet_lite0:imagenet (default: the "
                                       "backbone for photos, else pixels)")
     p.add_argument("--stop-at-target", action="store_true",

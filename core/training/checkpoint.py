@@ -73,14 +73,19 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
     except (RuntimeError, EOFError, OSError, ValueError, IndexError, KeyError,
             pickle.UnpicklingError, zipfile.BadZipFile) as exc:
         # Not a checkpoint, a torn file, or pickled code that weights_only refuses to run.
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if isinstance(exc, pickle.UnpicklingError):     # torch's text advises weights_only=False
-            first = "not a torch.save file, or one holding Python objects that are never run"
-        elif isinstance(exc, (RuntimeError, zipfile.BadZipFile)) or (
-                isinstance(exc, OSError) and not isinstance(exc, PermissionError)):  # zip reader
-            first = "its archive is damaged or incomplete"
-        elif isinstance(exc, (EOFError, IndexError, KeyError, ValueError)):
-            first = "its bytes end early or are not a checkpoint's"   # the unpickler's inner text
-            # ("pop from empty list", "invalid load key") would mean nothing to a user
+        first = _unreadable_reason(exc)
         raise ImageLabError(f"checkpoint {path} cannot be read: it is not a PyTorch checkpoint "
                             f"saved by ImageLab or torch.save ({first})") from None
+
+
+def _unreadable_reason(exc: Exception) -> str:
+    """Why ``torch.load`` could not read a file, in plain words: torch's and the unpickler's
+    own texts ("pop from empty list", "101", "Could this error message be improved?") mean
+    nothing to a user. Only a refused permission keeps its own text."""
+    if isinstance(exc, PermissionError):
+        return str(exc).strip() or type(exc).__name__
+    if isinstance(exc, pickle.UnpicklingError):     # torch's text advises weights_only=False
+        return "not a torch.save file, or one holding Python objects that are never run"
+    if isinstance(exc, (RuntimeError, zipfile.BadZipFile, OSError)):   # torch's zip reader
+        return "its archive is damaged or incomplete"
+    return "its bytes end early or are not a checkpoint's"       # EOF, Index, Key, ValueError

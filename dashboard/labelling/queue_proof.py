@@ -16,7 +16,12 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.active.simulate import DEFAULT_ROUNDS, DEFAULT_START_PER_CLASS
+from core.active.simulate import (
+    DEFAULT_ROUNDS,
+    DEFAULT_SEEDS,
+    DEFAULT_START_PER_CLASS,
+    DEFAULT_TARGET,
+)
 from core.active.strategies import STRATEGIES
 from core.errors import ImageLabError
 from dashboard.label_actions import show_error
@@ -67,14 +72,14 @@ def _proof(ws, dataset: str) -> None:
 def proof_options() -> list[str]:
     """The experiment's settings (the CLI's defaults), as ``al-bench`` options."""
     c1, c2, c3, c4, c5 = st.columns(5)
-    seeds = c1.number_input("Seeds", 1, 10, 3, key="proof_seeds",
+    seeds = c1.number_input("Seeds", 1, 10, DEFAULT_SEEDS, key="proof_seeds",
                             help="Each seed draws other starting labels; curves are their mean.")
     rounds = c2.number_input("Rounds", 1, 200, DEFAULT_ROUNDS, key="proof_rounds")
     batch = c3.number_input("Labels per round", 0, 500, 0, key="proof_batch",
                             help="0: about a seventieth of the pool (5 to 200).")
     start = c4.number_input("Labels per class to start", 1, 50, DEFAULT_START_PER_CLASS,
                             key="proof_start_per_class")
-    target = c5.slider("Target accuracy", 0.50, 0.99, 0.95, 0.01, key="proof_target")
+    target = c5.slider("Target accuracy", 0.50, 0.99, DEFAULT_TARGET, 0.01, key="proof_target")
     picked = st.multiselect("Strategies against random", [s for s in STRATEGIES if s != "random"],
                             default=[s for s in STRATEGIES if s != "random"],
                             format_func=lambda s: STRATEGY_NAMES.get(s, s), key="proof_strategies")
