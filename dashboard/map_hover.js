@@ -34,7 +34,11 @@ export default function (component) {
     if (S.hovered === null) { tip.style.display = "none"; return; }
     const t = S.cache.get(S.hovered);
     tip.replaceChildren();
-    if (t) {
+    if (t && !t.src) {
+      const note = document.createElement("div");
+      note.textContent = t.caption;
+      tip.append(note);
+    } else if (t) {
       const img = document.createElement("img");
       img.src = t.src;
       img.alt = t.caption;

@@ -6,7 +6,7 @@ no network) finds the map that Streamlit drew — by its ``layout.meta``, ``MAP_
 and listens to plotly.js's own ``plotly_hover`` events. A hover sets the component's
 ``hovered`` state; the fragment that mounts the component reruns alone (not the page,
 whose map at 100k points costs a few hundred ms), reads that one image's thumbnail and
-sends it back as a data URI, which the script shows beside the mouse and keeps for the
+sends it back as a data URI, which the script shows above the mouse and keeps for the
 next hover of the same image. Where the component cannot find the chart the map still
 has plotly's text hover (id, name, label, split).
 """
@@ -38,6 +38,7 @@ def hover_thumbnail(row: ImageRow) -> dict | None:
         raw = row.thumb.read_bytes()
     except OSError:
         return None
+    # A thumbnail is a cached JPEG or the stored PNG/JPEG original (core.data.thumbnails).
     mime = "image/png" if raw[:8] == b"\x89PNG\r\n\x1a\n" else "image/jpeg"
     w, h = max(1, row.width), max(1, row.height)
     scale = THUMB_SIZE / max(w, h)
@@ -56,9 +57,11 @@ def hover_thumbnails(ws, dataset: str) -> None:
 
 def _fetch(ws, dataset: str) -> None:
     """The hovered image's thumbnail, for the fragment's rerun to send."""
-    state = st.session_state.get(KEY) or {}
-    image_id = state.get("hovered") if isinstance(state, dict) else getattr(state, "hovered", None)
+    image_id = (st.session_state.get(KEY) or {}).get("hovered")
     if image_id is None:
         return
     row = rows_by_id(ws, [int(image_id)], dataset).get(int(image_id))
-    st.session_state[_THUMB] = hover_thumbnail(row) if row is not None else None
+    tip = hover_thumbnail(row) if row is not None else None
+    # Kept like a picture, so the hover says so at once instead of waiting for one.
+    st.session_state[_THUMB] = tip or {"id": int(image_id), "src": None,
+                                       "caption": f"#{image_id}: no picture (file unreadable)"}

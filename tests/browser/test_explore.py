@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+from core.data.image_rows import rows_by_id
 from core.embeddings.projection import map_points, points_in_polygon
 from core.store.workspace import open_workspace
 from tests.browser.conftest import ARTIFACTS, journey_page, served_copy, wait_for_app
@@ -89,6 +90,15 @@ def test_lasso_a_group_relabel_it_undo_and_more_like_this(browser, explore_serve
     shot("hover-thumbnail")
     page.mouse.move(5, 5)
     page.locator("[data-testid='imagelab-map-hover']").wait_for(state="hidden")
+    # An image whose files are gone: the hover says so instead of waiting for a picture.
+    gone = rows_by_id(ws, [hovered])[hovered]
+    gone.thumb.unlink()
+    gone.file.unlink(missing_ok=True)
+    page.evaluate("() => window.__imagelabMapHover.cache.clear()")
+    assert hover_lonely_point(page, points) == hovered
+    page.locator("[data-testid='imagelab-map-hover']").get_by_text(
+        f"#{hovered}: no picture").wait_for(timeout=30_000)
+    page.mouse.move(5, 5)
 
     # A ring round the middle of the images labelled "0": what the lasso should take.
     zeros = points.merge(_labels_frame(explore_server.home, points), on="image_id")
