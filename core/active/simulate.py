@@ -22,6 +22,8 @@ from typing import Callable
 
 import numpy as np
 
+from core.active.defaults import (DEFAULT_ROUNDS, DEFAULT_SEEDS,
+                                   DEFAULT_START_PER_CLASS, DEFAULT_TARGET)
 from core.active.learner import EmbeddingClassifier, pool_gamma
 from core.active.results import Curve, SimulationResult, summarise
 from core.active.strategies import STRATEGIES, check_strategy, select_batch
@@ -33,10 +35,6 @@ from core.evaluation.evaluate import labelled_rows
 from core.store.workspace import Workspace
 
 Progress = Callable[[int, int, str], None]
-DEFAULT_ROUNDS = 30
-DEFAULT_SEEDS = 3
-DEFAULT_TARGET = 0.95
-DEFAULT_START_PER_CLASS = 2
 
 
 @dataclass

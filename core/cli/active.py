@@ -5,7 +5,7 @@ The parsers; the handlers are in ``core/cli/commands/active.py``.
 
 from __future__ import annotations
 
-from core.active.simulate import DEFAULT_SEEDS, DEFAULT_TARGET
+from core.active.defaults import DEFAULT_SEEDS, DEFAULT_TARGET
 from core.active.strategies import DEFAULT_STRATEGY, STRATEGIES
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.active.simulate import (
+from core.active.defaults import (
     DEFAULT_ROUNDS,
     DEFAULT_SEEDS,
     DEFAULT_START_PER_CLASS,
