@@ -58,14 +58,21 @@ def to_screen(page, xs, ys) -> list[tuple[float, float]]:
         }""", [list(map(float, xs)), list(map(float, ys))])
 
 
-def hover_lonely_point(page, points) -> int:
-    """Move the mouse onto the point farthest from its nearest neighbour; its image id."""
+def lonely_points(page, points) -> list[int]:
+    """Row positions of the map's points, loneliest (farthest from its nearest neighbour on
+    screen) first."""
     xy = np.asarray(to_screen(page, points["x"], points["y"]))
     d = np.hypot(*(xy[:, None, :] - xy[None, :, :]).transpose(2, 0, 1))
     np.fill_diagonal(d, np.inf)
-    k = int(d.min(axis=1).argmax())
-    page.mouse.move(xy[k, 0] - 30, xy[k, 1] - 30)
-    page.mouse.move(float(xy[k, 0]), float(xy[k, 1]), steps=5)
+    return [int(k) for k in np.argsort(-d.min(axis=1))]
+
+
+def hover_lonely_point(page, points, rank: int = 0) -> int:
+    """Move the mouse onto the ``rank``-th loneliest point; its image id."""
+    k = lonely_points(page, points)[rank]
+    xy = np.asarray(to_screen(page, points["x"].iloc[[k]], points["y"].iloc[[k]]))[0]
+    page.mouse.move(xy[0] - 30, xy[1] - 30)
+    page.mouse.move(float(xy[0]), float(xy[1]), steps=5)
     return int(points["image_id"].iloc[k])
 
 
@@ -90,14 +97,16 @@ def test_lasso_a_group_relabel_it_undo_and_more_like_this(browser, explore_serve
     shot("hover-thumbnail")
     page.mouse.move(5, 5)
     page.locator("[data-testid='imagelab-map-hover']").wait_for(state="hidden")
-    # An image whose files are gone: the hover says so instead of waiting for a picture.
-    gone = rows_by_id(ws, [hovered])[hovered]
+    # An image whose files are gone (one not hovered yet, so nothing of it is kept in the
+    # page): the hover says so instead of waiting for a picture.
+    k = lonely_points(page, points)[1]
+    gone_id = int(points["image_id"].iloc[k])
+    gone = rows_by_id(ws, [gone_id])[gone_id]
     gone.thumb.unlink()
     gone.file.unlink(missing_ok=True)
-    page.evaluate("() => window.__imagelabMapHover.cache.clear()")
-    assert hover_lonely_point(page, points) == hovered
+    assert hover_lonely_point(page, points, rank=1) == gone_id != hovered
     page.locator("[data-testid='imagelab-map-hover']").get_by_text(
-        f"#{hovered}: no picture").wait_for(timeout=30_000)
+        f"#{gone_id}: no picture").wait_for(timeout=30_000)
     page.mouse.move(5, 5)
 
     # A ring round the middle of the images labelled "0": what the lasso should take.
