@@ -22,8 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from core.active.defaults import (DEFAULT_ROUNDS, DEFAULT_SEEDS,
-                                   DEFAULT_START_PER_CLASS, DEFAULT_TARGET)
+from core.active.defaults import DEFAULT_ROUNDS, DEFAULT_SEEDS, DEFAULT_START_PER_CLASS, DEFAULT_TARGET
 from core.active.learner import EmbeddingClassifier, pool_gamma
 from core.active.results import Curve, SimulationResult, summarise
 from core.active.strategies import STRATEGIES, check_strategy, select_batch
