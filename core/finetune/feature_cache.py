@@ -11,8 +11,9 @@ final ``nn.Linear``, caught with a forward hook) can be computed once per image 
   its mirror; the flips are drawn from the trainer's generator by the augmentation's own
   ``draw_flips``, so the cached and the pixel path see the same flips at every step;
 - validation keeps one row per image (no augmentation);
-- rows are computed when a batch first needs them, in that batch, under the trainer's
-  device, autocast and memory format; a training step tops its body pass up to a whole
+- rows are computed when a batch first needs them, in that batch, on the trainer's device
+  and memory format: training rows under its autocast as a step runs, the others (validation)
+  in float32 as validation runs; a training step tops its body pass up to a whole
   batch with rows still missing: no step costs more than a pixel step (a probe or an LR
   range test shorter than an epoch costs what it did), there is one body pass per image
   and flip state over the whole frozen phase, and the twins are ready after about two
@@ -31,6 +32,7 @@ unfreezing use them, the later ones the pixel path.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 
@@ -99,7 +101,7 @@ class FeatureCache:
             self._stamp = self._body_stamp()
         which = next((k for k, s in self.splits.items() if s is split), None)
         if which is None:                          # another split (e.g. a test split)
-            return self._compute(t, split, idx, flips)
+            return self._compute(t, split, idx, flips, train)
         feats, known = self._table(which, train, len(split), t.device)
         feats, known, slots = feats.flatten(0, 1), known.view(-1), known.shape[1]
         pos = idx.to(t.device)
@@ -114,7 +116,7 @@ class FeatureCache:
         if len(missing):
             mirrored = missing % slots             # slot 1 is the mirrored image
             got = self._compute(t, split, missing // slots,
-                                (1 - 2 * mirrored).float() if train else None)
+                                (1 - 2 * mirrored).float() if train else None, train)
             with torch.inference_mode(False):
                 feats[missing] = got
                 known[missing] = True
@@ -125,15 +127,16 @@ class FeatureCache:
         if key not in self._rows:
             slots = 2 if train and self.flip else 1
             with torch.inference_mode(False):
-                self._rows[key] = (torch.empty((n, slots, *self.shape), dtype=self.dtype,
+                dtype = self.dtype if train else torch.float32   # as head_inputs makes them
+                self._rows[key] = (torch.empty((n, slots, *self.shape), dtype=dtype,
                                                device=device),
                                    torch.zeros((n, slots), dtype=torch.bool, device=device))
         return self._rows[key]
 
-    def _compute(self, t: Trainer, split, idx: torch.Tensor, flips) -> torch.Tensor:
+    def _compute(self, t: Trainer, split, idx: torch.Tensor, flips, train: bool) -> torch.Tensor:
         t0 = time.perf_counter()
         with torch.inference_mode(False), torch.no_grad():
-            feats = head_inputs(t, split, idx, flips, self.module)
+            feats = head_inputs(t, split, idx, flips, self.module, autocast=train)
         self.images += len(idx)
         self.seconds += time.perf_counter() - t0
         self.extras["feature_seconds"] = round(self.seconds, 3)
@@ -143,9 +146,11 @@ class FeatureCache:
         return tuple((x.data_ptr(), x._version) for x in self._body)
 
 
-def head_inputs(t: Trainer, split, idx: torch.Tensor, flips, head: nn.Module) -> torch.Tensor:
+def head_inputs(t: Trainer, split, idx: torch.Tensor, flips, head: nn.Module, *,
+                autocast: bool = True) -> torch.Tensor:
     """Run the whole model on images ``idx`` of ``split`` (flipped by ``flips``, ±1 per
-    image, or only normalised when None) as a step would, and return what ``head`` received.
+    image, or only normalised when None) as a step would (under the trainer's autocast when
+    ``autocast``, else in float32 as validation runs), and return what ``head`` received.
 
     Raises ``ValueError`` when the model's output is not the head's own output (the head
     runs twice, or the model changes its output after it): then the head's inputs do not
@@ -158,7 +163,7 @@ def head_inputs(t: Trainer, split, idx: torch.Tensor, flips, head: nn.Module) ->
     seen: list[tuple[torch.Tensor, torch.Tensor]] = []
     hook = head.register_forward_hook(lambda _m, inputs, out: seen.append((inputs[0], out)))
     try:
-        with t.autocast():
+        with t.autocast() if autocast else contextlib.nullcontext():
             out = t.bare_model(x)
     finally:
         hook.remove()

@@ -155,7 +155,14 @@ def _step_record(t: Trainer, loss: float, lr: float, ips: float) -> dict:
 
 @torch.inference_mode()
 def evaluate(t: Trainer) -> tuple[float, float]:
-    """(loss, accuracy) on the validation split, summed over every rank's share."""
+    """(loss, accuracy) on the validation split, summed over every rank's share.
+
+    In float32 even when training runs under bf16/fp16 autocast: the accuracy recorded here
+    picks ``best.pt`` and is shown on Train and in the runs table, and Evaluate, Demo and an
+    exported model all run the checkpoint in float32, so the figure must be theirs (under
+    bf16 one near-tied image in 269 flipped and the two pages disagreed by 0.4 pt). The
+    validation pass is forward-only and small, so float32 costs little. A frozen body's
+    cached validation features (``t.head_inputs``) are computed in float32 too."""
     split = t.data.val
     t.model.eval()
     loss_sum = torch.zeros((), device=t.device, dtype=torch.float64)
@@ -164,8 +171,7 @@ def evaluate(t: Trainer) -> tuple[float, float]:
     bs = max(t.cfg.batch_size, 256)
     for k in range(0, len(positions), bs):
         x, y = prepare_batch(t, split, positions[k:k + bs], train=False)
-        with t.autocast():
-            logits = net(t)(x).float()
+        logits = net(t)(x.float()).float()
         loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
         correct += (logits.argmax(1) == y).sum().double()
     totals = t.dist.all_reduce_sum(torch.stack([loss_sum, correct]))
@@ -175,13 +181,13 @@ def evaluate(t: Trainer) -> tuple[float, float]:
 @torch.inference_mode()
 def predict_probs(t: Trainer, model: torch.nn.Module, split: Split,
                   batch: int = 512) -> torch.Tensor:
-    """Softmax rows of ``model`` for every image of ``split``, in order, on the CPU."""
+    """Softmax rows of ``model`` for every image of ``split``, in order, on the CPU; in
+    float32, as ``evaluate`` runs."""
     model.eval()
     probs = []
     for k in range(0, len(split), batch):
         x, _ = pixel_batch(t, split, torch.arange(k, min(k + batch, len(split))), train=False)
-        with t.autocast():
-            probs.append(torch.softmax(model(x).float(), 1).cpu())
+        probs.append(torch.softmax(model(x).float(), 1).cpu())
     return torch.cat(probs)
 
 
@@ -207,8 +213,7 @@ def cached_head_probs(t: Trainer, state: dict, split: Split,
     probs = []
     for k in range(0, len(split), batch):
         feats = cache.batch(t, split, torch.arange(k, min(k + batch, len(split))), train=False)
-        with t.autocast():
-            logits = torch.func.functional_call(cache.module, head, (feats,))
+        logits = torch.func.functional_call(cache.module, head, (feats.float(),))
         probs.append(torch.softmax(logits.float(), 1).cpu())
     return torch.cat(probs)
 
