@@ -171,7 +171,7 @@ def evaluate(t: Trainer) -> tuple[float, float]:
     bs = max(t.cfg.batch_size, 256)
     for k in range(0, len(positions), bs):
         x, y = prepare_batch(t, split, positions[k:k + bs], train=False)
-        logits = net(t)(x.float()).float()
+        logits = net(t)(x)
         loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
         correct += (logits.argmax(1) == y).sum().double()
     totals = t.dist.all_reduce_sum(torch.stack([loss_sum, correct]))
@@ -187,7 +187,7 @@ def predict_probs(t: Trainer, model: torch.nn.Module, split: Split,
     probs = []
     for k in range(0, len(split), batch):
         x, _ = pixel_batch(t, split, torch.arange(k, min(k + batch, len(split))), train=False)
-        probs.append(torch.softmax(model(x).float(), 1).cpu())
+        probs.append(torch.softmax(model(x), 1).cpu())
     return torch.cat(probs)
 
 
@@ -213,8 +213,8 @@ def cached_head_probs(t: Trainer, state: dict, split: Split,
     probs = []
     for k in range(0, len(split), batch):
         feats = cache.batch(t, split, torch.arange(k, min(k + batch, len(split))), train=False)
-        logits = torch.func.functional_call(cache.module, head, (feats.float(),))
-        probs.append(torch.softmax(logits.float(), 1).cpu())
+        logits = torch.func.functional_call(cache.module, head, (feats,))
+        probs.append(torch.softmax(logits, 1).cpu())
     return torch.cat(probs)
 
 

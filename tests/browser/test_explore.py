@@ -67,9 +67,8 @@ def lonely_points(page, points) -> list[int]:
     return [int(k) for k in np.argsort(-d.min(axis=1))]
 
 
-def hover_lonely_point(page, points, rank: int = 0) -> int:
-    """Move the mouse onto the ``rank``-th loneliest point; its image id."""
-    k = lonely_points(page, points)[rank]
+def hover_point(page, points, k: int) -> int:
+    """Move the mouse onto the point in row ``k``; its image id."""
     xy = np.asarray(to_screen(page, points["x"].iloc[[k]], points["y"].iloc[[k]]))[0]
     page.mouse.move(xy[0] - 30, xy[1] - 30)
     page.mouse.move(float(xy[0]), float(xy[1]), steps=5)
@@ -88,7 +87,8 @@ def test_lasso_a_group_relabel_it_undo_and_more_like_this(browser, explore_serve
     shot("map")
 
     # Hover an image that stands apart: its thumbnail shows beside the mouse.
-    hovered = hover_lonely_point(page, points)
+    lonely = lonely_points(page, points)
+    hovered = hover_point(page, points, lonely[0])
     tip = page.locator("[data-testid='imagelab-map-hover'] img")
     tip.wait_for(timeout=30_000)
     assert int(tip.get_attribute("data-image-id")) == hovered
@@ -99,12 +99,11 @@ def test_lasso_a_group_relabel_it_undo_and_more_like_this(browser, explore_serve
     page.locator("[data-testid='imagelab-map-hover']").wait_for(state="hidden")
     # An image whose files are gone (one not hovered yet, so nothing of it is kept in the
     # page): the hover says so instead of waiting for a picture.
-    k = lonely_points(page, points)[1]
-    gone_id = int(points["image_id"].iloc[k])
+    gone_id = int(points["image_id"].iloc[lonely[1]])
     gone = rows_by_id(ws, [gone_id])[gone_id]
     gone.thumb.unlink()
     gone.file.unlink(missing_ok=True)
-    assert hover_lonely_point(page, points, rank=1) == gone_id != hovered
+    assert hover_point(page, points, lonely[1]) == gone_id != hovered
     page.locator("[data-testid='imagelab-map-hover']").get_by_text(
         f"#{gone_id}: no picture").wait_for(timeout=30_000)
     page.mouse.move(5, 5)
